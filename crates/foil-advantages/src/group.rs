@@ -1,0 +1,67 @@
+//! Shared checks for group-relative estimators.
+
+use foil_core::ScoredGroup;
+use foil_core::anyhow::{Result, bail};
+
+/// The rewards of `group` as `f64`, after checking there is one verdict per completion.
+pub(crate) fn rewards(index: usize, group: &ScoredGroup) -> Result<Vec<f64>> {
+    let (n, v) = (group.group.completions.len(), group.verdicts.len());
+    if n != v {
+        bail!(
+            "group {index} (problem {}) has {n} completions but {v} verdicts",
+            group.group.problem.id
+        );
+    }
+    Ok(group.verdicts.iter().map(|v| f64::from(v.reward)).collect())
+}
+
+/// Mean of a non-empty slice.
+pub(crate) fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use foil_core::{Completion, Finish, Group, Problem, ScoredGroup, Verdict};
+
+    /// A scored group with one empty completion per reward.
+    pub fn scored(rewards: &[f32]) -> ScoredGroup {
+        let completion = Completion {
+            tokens: vec![],
+            text: String::new(),
+            logprobs: vec![],
+            finish: Finish::Eos,
+        };
+        ScoredGroup {
+            group: Group {
+                problem: Problem {
+                    id: "p".into(),
+                    prompt: String::new(),
+                    solution: String::new(),
+                    answer: String::new(),
+                    difficulty: 0,
+                },
+                completions: vec![completion; rewards.len()],
+            },
+            verdicts: rewards
+                .iter()
+                .map(|&r| Verdict {
+                    reward: r,
+                    correct: r > 0.5,
+                    step_rewards: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    /// The sequence advantages of one estimated group.
+    pub fn seq(credits: &[foil_core::Credit]) -> Vec<f32> {
+        credits
+            .iter()
+            .map(|c| match c {
+                foil_core::Credit::Sequence(a) => *a,
+                other => panic!("expected sequence credit, got {other:?}"),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,127 @@
+//! The one concrete tensor backend and the run-time device choice.
+//!
+//! Every tensor-touching trait uses [`B`], burn's `Dispatch` backend: a single type whose
+//! device (flex or ndarray on the CPU, CUDA when compiled with `--features cuda`, each with
+//! or without autodiff) is chosen when the recipe is read. Training tensors live on
+//! [`train_device`] (autodiff), rollouts and evaluation on the plain inner device, so no
+//! autodiff graph is ever built during generation.
+//!
+//! `device: cpu` means flex, which measured faster than ndarray on our train step and
+//! generation bench (`cargo xtask bench`, numbers in README.md); `cpu-ndarray` keeps
+//! ndarray selectable.
+
+use burn::DispatchDevice;
+use burn::tensor::backend::Backend;
+
+use crate::error::FoilError;
+
+/// The concrete backend of every tensor in foil (`burn::backend::Dispatch`).
+pub type B = burn::Dispatch;
+/// A device of [`B`].
+pub type Device = DispatchDevice;
+
+/// The device strings `parse_device` accepts, for error messages and `foil list`.
+pub fn device_names() -> Vec<&'static str> {
+    let mut v = vec!["cpu", "cpu-flex", "cpu-ndarray"];
+    if cfg!(feature = "cuda") {
+        v.push("cuda");
+        v.push("cuda:N");
+    }
+    v
+}
+
+/// Parses a recipe's `device:` string into the inference (non-autodiff) device.
+pub fn parse_device(s: &str) -> Result<Device, FoilError> {
+    let bad = || FoilError::Device {
+        given: s.to_string(),
+        expected: device_names().join(", "),
+    };
+    match s.trim() {
+        "cpu" | "cpu-flex" | "flex" => Ok(DispatchDevice::Flex(burn::backend::flex::FlexDevice)),
+        "cpu-ndarray" | "ndarray" => Ok(DispatchDevice::NdArray(
+            burn::backend::ndarray::NdArrayDevice::Cpu,
+        )),
+        #[cfg(feature = "cuda")]
+        other if other == "cuda" || other.starts_with("cuda:") => {
+            let index = match other.strip_prefix("cuda:") {
+                None => 0,
+                Some(i) => i.parse::<usize>().map_err(|_| bad())?,
+            };
+            Ok(DispatchDevice::Cuda(burn::backend::cuda::CudaDevice::new(
+                index,
+            )))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The autodiff device that wraps `device`: parameters being trained live here.
+pub fn train_device(device: &Device) -> Device {
+    match device {
+        DispatchDevice::Autodiff(_) => device.clone(),
+        other => DispatchDevice::autodiff(other.clone()),
+    }
+}
+
+/// The plain device under an autodiff one (identity for a plain device).
+pub fn inner_device(device: &Device) -> Device {
+    match device {
+        DispatchDevice::Autodiff(inner) => (**inner).clone(),
+        other => other.clone(),
+    }
+}
+
+/// Forces every lazily initialised parameter of `module` to take its value now.
+///
+/// burn initialises parameters on first use, and a clone of a not-yet-initialised
+/// parameter initialises separately (with other random numbers). Models are materialised
+/// right after construction so that clones, records and snapshots all see the same weights.
+pub fn materialize<M: burn::module::Module<B>>(module: M) -> M {
+    struct Touch;
+    impl burn::module::ModuleMapper<B> for Touch {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<B, D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<B, D>> {
+            let (id, tensor, mapper) = param.consume();
+            burn::module::Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    module.map(&mut Touch)
+}
+
+/// Seeds the backend's own generator (parameter initialisation) for `device`.
+pub fn seed_backend(device: &Device, seed: u64) {
+    B::seed(device, seed);
+    B::seed(&inner_device(device), seed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_flex_and_ndarray_is_selectable() {
+        assert!(matches!(parse_device("cpu").unwrap(), DispatchDevice::Flex(_)));
+        assert!(matches!(
+            parse_device("cpu-ndarray").unwrap(),
+            DispatchDevice::NdArray(_)
+        ));
+    }
+
+    #[test]
+    fn bad_device_lists_the_valid_ones() {
+        let err = parse_device("gpu0").unwrap_err().to_string();
+        assert!(err.contains("unknown device `gpu0`"), "{err}");
+        assert!(err.contains("cpu-ndarray"), "{err}");
+    }
+
+    #[test]
+    fn train_device_wraps_once() {
+        let d = parse_device("cpu").unwrap();
+        let t = train_device(&d);
+        assert!(matches!(t, DispatchDevice::Autodiff(_)));
+        assert_eq!(train_device(&t), t);
+        assert_eq!(inner_device(&t), d);
+    }
+}

@@ -1,0 +1,127 @@
+//! The part traits a recipe composes. Each is a [`typetag`] trait object: implementations
+//! register a name with `#[typetag::serde(name = "...")]` and [`crate::register_part!`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use burn::tensor::Tensor;
+
+use crate::backend::{B, Device};
+use crate::batch::PolicyBatch;
+use crate::policy::{InferenceModel, Policy};
+use crate::run::RunContext;
+use crate::tokenizer::Tokenizer;
+use crate::types::{Credit, Group, Problem, ScoredGroup, Verdict};
+
+/// What a task provides: problems and the tokenizer that covers them.
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    pub train: Vec<Problem>,
+    pub test: Vec<Problem>,
+    pub tokenizer: Arc<dyn Tokenizer>,
+}
+
+/// A source of problems (procedural generator or dataset).
+#[typetag::serde(tag = "type")]
+pub trait Task: Debug + Send + Sync {
+    /// Builds the train and test splits deterministically from `seed`.
+    fn build(&self, seed: u64) -> anyhow::Result<TaskData>;
+}
+
+/// Builds a policy for a vocabulary.
+#[typetag::serde(tag = "type")]
+pub trait PolicyConfig: Debug + Send + Sync {
+    /// Initialises the policy on `device` (the inference device; the policy trains on its
+    /// autodiff wrapper).
+    fn build(&self, vocab_size: usize, device: &Device) -> anyhow::Result<Box<dyn Policy>>;
+}
+
+/// Judges a response text against a problem.
+#[typetag::serde(tag = "type")]
+pub trait Verifier: Debug + Send + Sync {
+    fn verify(&self, problem: &Problem, response: &str) -> Verdict;
+    /// The final answer it reads from a response (for majority voting), if any.
+    fn extract(&self, _response: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Turns scored groups into per-completion credit.
+#[typetag::serde(tag = "type")]
+pub trait AdvantageEstimator: Debug + Send + Sync {
+    /// One `Vec<Credit>` per group, one credit per completion.
+    fn estimate(&self, groups: &[ScoredGroup]) -> anyhow::Result<Vec<Vec<Credit>>>;
+}
+
+/// Keeps or drops whole groups before credit assignment.
+#[typetag::serde(tag = "type")]
+pub trait Filter: Debug + Send + Sync {
+    fn keep(&self, group: &ScoredGroup) -> bool;
+    /// Whether dropped groups should be replaced by sampling more prompts.
+    fn refill(&self) -> bool {
+        false
+    }
+    /// Upper bound on sampling rounds when refilling.
+    fn max_rounds(&self) -> usize {
+        1
+    }
+}
+
+/// What the policy produced on a batch, with the autodiff graph.
+#[derive(Debug, Clone)]
+pub struct PolicyOutput {
+    /// `log π_θ(y_t | …)` for each target column, `[n, T-1]`.
+    pub logprobs: Tensor<B, 2>,
+    /// Per-token entropy, computed only when some objective asks for it.
+    pub entropy: Option<Tensor<B, 2>>,
+}
+
+/// A loss and the scalars worth logging about it.
+#[derive(Debug, Clone)]
+pub struct Loss {
+    pub value: Tensor<B, 1>,
+    pub metrics: Vec<(String, f32)>,
+}
+
+/// A differentiable training objective.
+#[typetag::serde(tag = "type")]
+pub trait Objective: Debug + Send + Sync {
+    fn loss(&self, batch: &PolicyBatch, out: &PolicyOutput) -> anyhow::Result<Loss>;
+    /// Whether `batch.ref_logprobs` must be filled.
+    fn needs_reference(&self) -> bool {
+        false
+    }
+    /// Whether `out.entropy` must be filled.
+    fn needs_entropy(&self) -> bool {
+        false
+    }
+    /// Whether `batch.old_logprobs` must be filled.
+    fn needs_old_logprobs(&self) -> bool {
+        false
+    }
+}
+
+/// Generates `n` completions per problem.
+#[typetag::serde(tag = "type")]
+pub trait Sampler: Debug + Send + Sync {
+    fn sample(
+        &self,
+        model: &dyn InferenceModel,
+        tokenizer: &dyn Tokenizer,
+        problems: &[Problem],
+        seed: u64,
+    ) -> anyhow::Result<Vec<Group>>;
+    /// Completions per problem.
+    fn n(&self) -> usize;
+    /// Longest response it generates.
+    fn max_tokens(&self) -> usize;
+}
+
+/// One stage of a recipe (`sft`, `rl`, `eval`, …).
+#[typetag::serde(tag = "type")]
+pub trait Stage: Debug + Send + Sync {
+    /// Number of steps (for progress, checkpoints and resume). 1 for one-shot stages.
+    fn steps(&self) -> usize;
+    /// Runs steps `start_step..steps()`.
+    fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()>;
+}

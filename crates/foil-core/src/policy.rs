@@ -1,0 +1,113 @@
+//! The policy interface: a trainable language model with its optimizer, and the
+//! gradient-free snapshot used for rollouts, evaluation and the frozen reference.
+
+use std::any::Any;
+use std::path::Path;
+
+use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{B, Device};
+use crate::batch::SeqInput;
+
+/// Optimizer settings of a training stage. A new stage starts a fresh optimizer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// AdamW (Loshchilov & Hutter 2019) with optional per-parameter gradient-norm clipping
+    /// (burn's `GradientClippingConfig::Norm`, applied to each parameter tensor).
+    Adamw {
+        lr: f64,
+        #[serde(default = "default_beta1")]
+        beta1: f32,
+        #[serde(default = "default_beta2")]
+        beta2: f32,
+        #[serde(default)]
+        weight_decay: f32,
+        #[serde(default)]
+        grad_clip: Option<f32>,
+        /// Linear warm-up over this many steps, then constant.
+        #[serde(default)]
+        warmup_steps: usize,
+    },
+}
+
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+
+impl OptimizerConfig {
+    /// AdamW with defaults and the given learning rate.
+    pub fn adamw(lr: f64) -> Self {
+        OptimizerConfig::Adamw {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            weight_decay: 0.0,
+            grad_clip: Some(1.0),
+            warmup_steps: 0,
+        }
+    }
+
+    /// Learning rate at (0-based) `step`: linear warm-up then constant.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        match self {
+            OptimizerConfig::Adamw {
+                lr, warmup_steps, ..
+            } => {
+                if *warmup_steps == 0 || step >= *warmup_steps {
+                    *lr
+                } else {
+                    lr * (step + 1) as f64 / *warmup_steps as f64
+                }
+            }
+        }
+    }
+}
+
+/// A trainable policy on the training (autodiff) device, owning its optimizer state.
+pub trait Policy: Send {
+    /// Logits `[n, T, V]` for every column of `input`, with the autodiff graph.
+    fn forward(&self, input: &SeqInput) -> Tensor<B, 3>;
+    /// Back-propagates `loss`, applies one optimizer step with learning rate `lr`.
+    fn step(&mut self, loss: Tensor<B, 1>, lr: f64) -> anyhow::Result<()>;
+    /// Replaces the optimizer (and its state) with a fresh one.
+    fn reset_optimizer(&mut self, config: &OptimizerConfig);
+    /// A gradient-free snapshot of the current weights on the inner device.
+    fn inference(&self) -> Box<dyn InferenceModel>;
+    /// Writes weights and optimizer state into `dir` (which exists and is empty).
+    fn save(&self, dir: &Path) -> anyhow::Result<()>;
+    /// Reads what [`Policy::save`] wrote.
+    fn load(&mut self, dir: &Path) -> anyhow::Result<()>;
+    /// Number of scalar parameters.
+    fn num_params(&self) -> usize;
+    /// The training device.
+    fn device(&self) -> Device;
+}
+
+/// KV cache of an ongoing decode, owned by the caller and handed back at each step.
+pub type DecodeCache = Box<dyn Any + Send>;
+
+/// A frozen model: full forward passes and incremental decoding with a KV cache.
+pub trait InferenceModel: Send + Sync {
+    /// Logits `[n, T, V]`, no autodiff graph.
+    fn forward(&self, input: &SeqInput) -> Tensor<B, 3>;
+    /// Runs the (left-padded) prompts and returns the logits of their last column
+    /// `[n, V]` with the cache to continue from.
+    fn prefill(&self, input: &SeqInput) -> (Tensor<B, 2>, DecodeCache);
+    /// Appends one token per row at the given positions and returns the next logits
+    /// `[n, V]`.
+    fn decode(
+        &self,
+        cache: &mut DecodeCache,
+        tokens: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 2>;
+    /// The device its tensors live on.
+    fn device(&self) -> Device;
+    /// The longest sequence (prompt + response) it accepts.
+    fn context(&self) -> usize;
+}

@@ -1,0 +1,115 @@
+//! Data that flows through the loop: problems, completions, groups, verdicts and credit.
+
+use serde::{Deserialize, Serialize};
+
+/// One task instance: what the policy is asked, and what the verifier checks against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Problem {
+    /// Stable identifier within its task (e.g. `train-00042`).
+    pub id: String,
+    /// The text the policy continues.
+    pub prompt: String,
+    /// A reference demonstration (the SFT target), without the end-of-sequence marker.
+    pub solution: String,
+    /// The final answer the verifier compares with.
+    pub answer: String,
+    /// A difficulty label (e.g. number of operands) for per-difficulty reports.
+    pub difficulty: u32,
+}
+
+/// Why generation of a completion stopped.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// The end-of-sequence token was produced.
+    Eos,
+    /// A stop string was produced (it is kept in `text`).
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+}
+
+/// One sampled response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Completion {
+    /// Generated token ids, including the final EOS when `finish == Eos`.
+    pub tokens: Vec<u32>,
+    /// Decoded text without special tokens.
+    pub text: String,
+    /// Behaviour-policy log-probability of each token in `tokens` (after temperature and
+    /// truncation were applied, i.e. of the distribution actually sampled from).
+    pub logprobs: Vec<f32>,
+    /// Why it stopped.
+    pub finish: Finish,
+}
+
+/// The `n` completions sampled for one problem.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    pub problem: Problem,
+    pub completions: Vec<Completion>,
+}
+
+/// A verifier's judgement of one completion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    /// Scalar reward.
+    pub reward: f32,
+    /// Whether the final answer is correct (the outcome used for pass@k).
+    pub correct: bool,
+    /// Per-step rewards when the verifier checks steps (empty otherwise).
+    pub step_rewards: Vec<f32>,
+}
+
+impl Verdict {
+    /// A binary outcome verdict: reward 1 if correct, else 0.
+    pub fn outcome(correct: bool) -> Self {
+        Self {
+            reward: if correct { 1.0 } else { 0.0 },
+            correct,
+            step_rewards: Vec::new(),
+        }
+    }
+}
+
+/// A group with one verdict per completion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoredGroup {
+    pub group: Group,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl ScoredGroup {
+    /// The scalar rewards of the group, in completion order.
+    pub fn rewards(&self) -> Vec<f32> {
+        self.verdicts.iter().map(|v| v.reward).collect()
+    }
+    /// Number of completions judged correct.
+    pub fn num_correct(&self) -> usize {
+        self.verdicts.iter().filter(|v| v.correct).count()
+    }
+}
+
+/// Credit assigned to one completion by an advantage estimator. Lowered to a per-token
+/// advantage before an objective sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Credit {
+    /// One advantage shared by every token of the completion.
+    Sequence(f32),
+    /// One advantage per generated token.
+    Token(Vec<f32>),
+}
+
+impl Credit {
+    /// Per-token advantages for a completion of `len` tokens.
+    pub fn per_token(&self, len: usize) -> Vec<f32> {
+        match self {
+            Credit::Sequence(a) => vec![*a; len],
+            Credit::Token(v) => {
+                let mut out = v.clone();
+                out.resize(len, 0.0);
+                out
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! `arithmetic`: chain arithmetic with explicit steps (the shared testbed "T0").
+//!
+//! A problem with operands `x_0 … x_k` and operators `∘_1 … ∘_k` is evaluated left to
+//! right, every intermediate reduced modulo `m` (Euclidean remainder):
+//!
+//! ```text
+//! v_0 = x_0,   v_i = (v_{i-1} ∘_i x_i) mod m,   answer = v_k
+//! prompt:   Q:17+5-3=
+//! solution: 17+5=22|22-3=19|A:19
+//! ```
+//!
+//! Difficulty knobs: the number of operands (`min_operands..=max_operands`), the operand
+//! range (`0..=max_operand`), the operator set and the modulus. Train and test problems are
+//! drawn from one seeded stream and never share a prompt. A fraction `demo_error_rate` of
+//! training demonstrations carries one wrong step (propagated to the answer), so that SFT
+//! learns an imperfect policy for RL to improve.
+
+use std::collections::HashSet;
+
+use anyhow::ensure;
+use foil_core::{Problem, Task, TaskData, register_part, rng};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::char_tokenizer::CharTokenizer;
+
+/// Recipe part: `task: {type: arithmetic, max_operands: 3, train: 2000, test: 200}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Arithmetic {
+    /// Fewest operands in a problem (≥ 2).
+    pub min_operands: usize,
+    /// Most operands in a problem.
+    pub max_operands: usize,
+    /// Operands are drawn uniformly from `0..=max_operand`.
+    pub max_operand: i64,
+    /// Operators to draw from, any of `+ - *`.
+    pub ops: String,
+    /// Every result is reduced modulo this (≥ 2).
+    pub modulus: i64,
+    /// Training problems.
+    pub train: usize,
+    /// Held-out test problems.
+    pub test: usize,
+    /// Fraction of training demonstrations with one wrong step.
+    pub demo_error_rate: f64,
+}
+
+impl Default for Arithmetic {
+    fn default() -> Self {
+        Self {
+            min_operands: 2,
+            max_operands: 3,
+            max_operand: 20,
+            ops: "+-*".into(),
+            modulus: 100,
+            train: 2000,
+            test: 200,
+            demo_error_rate: 0.0,
+        }
+    }
+}
+
+register_part!(
+    Task,
+    "arithmetic",
+    Arithmetic,
+    "chain arithmetic with explicit checkable steps (T0 testbed), seeded train/test split"
+);
+
+/// The characters every arithmetic text uses.
+pub const ALPHABET: &str = "0123456789+-*=|:AQ";
+
+/// Applies one operator, reduced modulo `m` into `0..m`.
+pub fn apply(a: i64, op: char, b: i64, m: i64) -> i64 {
+    let r = match op {
+        '+' => a + b,
+        '-' => a - b,
+        '*' => a * b,
+        _ => unreachable!("validated operator"),
+    };
+    r.rem_euclid(m)
+}
+
+/// The step-by-step solution text of a problem, with an optional corrupted step
+/// (`corrupt = Some((step, delta))` adds `delta` to that step's result).
+pub fn solve(operands: &[i64], ops: &[char], m: i64, corrupt: Option<(usize, i64)>) -> (String, i64) {
+    let mut v = operands[0];
+    let mut steps = Vec::new();
+    for (i, (&op, &x)) in ops.iter().zip(&operands[1..]).enumerate() {
+        let mut r = apply(v, op, x, m);
+        if let Some((s, d)) = corrupt
+            && s == i
+        {
+            r = (r + d).rem_euclid(m);
+        }
+        steps.push(format!("{v}{op}{x}={r}"));
+        v = r;
+    }
+    steps.push(format!("A:{v}"));
+    (steps.join("|"), v)
+}
+
+impl Arithmetic {
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(self.min_operands >= 2, "arithmetic: min_operands must be at least 2");
+        ensure!(
+            self.max_operands >= self.min_operands,
+            "arithmetic: max_operands ({}) is below min_operands ({})",
+            self.max_operands,
+            self.min_operands
+        );
+        ensure!(self.modulus >= 2, "arithmetic: modulus must be at least 2");
+        ensure!(self.max_operand >= 0, "arithmetic: max_operand must be non-negative");
+        ensure!(
+            !self.ops.is_empty() && self.ops.chars().all(|c| "+-*".contains(c)),
+            "arithmetic: ops must be a non-empty subset of \"+-*\", got {:?}",
+            self.ops
+        );
+        ensure!(
+            (0.0..=1.0).contains(&self.demo_error_rate),
+            "arithmetic: demo_error_rate must be in [0, 1]"
+        );
+        Ok(())
+    }
+}
+
+#[typetag::serde(name = "arithmetic")]
+impl Task for Arithmetic {
+    fn build(&self, seed: u64) -> anyhow::Result<TaskData> {
+        self.validate()?;
+        let ops: Vec<char> = self.ops.chars().collect();
+        let mut r = rng::rng(seed, &[0xA417]);
+        let mut seen = HashSet::new();
+        let mut problems = Vec::new();
+        let wanted = self.train + self.test;
+        let mut tries = 0usize;
+        while problems.len() < wanted {
+            tries += 1;
+            ensure!(
+                tries <= 50 * wanted + 1000,
+                "arithmetic: cannot draw {wanted} distinct problems with these knobs; \
+                 raise max_operand or max_operands"
+            );
+            let k = r.random_range(self.min_operands..=self.max_operands);
+            let xs: Vec<i64> = (0..k).map(|_| r.random_range(0..=self.max_operand)).collect();
+            let os: Vec<char> = (1..k).map(|_| ops[r.random_range(0..ops.len())]).collect();
+            let mut prompt = format!("Q:{}", xs[0]);
+            for (o, x) in os.iter().zip(&xs[1..]) {
+                prompt.push_str(&format!("{o}{x}"));
+            }
+            prompt.push('=');
+            if !seen.insert(prompt.clone()) {
+                continue;
+            }
+            let (gold, answer) = solve(&xs, &os, self.modulus, None);
+            let is_train = problems.len() < self.train;
+            let solution = if is_train && r.random_bool(self.demo_error_rate) {
+                let step = r.random_range(0..os.len());
+                let delta = r.random_range(1..self.modulus);
+                solve(&xs, &os, self.modulus, Some((step, delta))).0
+            } else {
+                gold
+            };
+            let split = if is_train { "train" } else { "test" };
+            problems.push(Problem {
+                id: format!("{split}-{:05}", if is_train { problems.len() } else { problems.len() - self.train }),
+                prompt,
+                solution,
+                answer: answer.to_string(),
+                difficulty: k as u32,
+            });
+        }
+        let test = problems.split_off(self.train);
+        Ok(TaskData {
+            train: problems,
+            test,
+            tokenizer: std::sync::Arc::new(CharTokenizer::new(ALPHABET)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solves_left_to_right_modulo() {
+        // 17+5 = 22; 22-3 = 19; 19*6 = 114 → 14 (mod 100)
+        let (s, a) = solve(&[17, 5, 3, 6], &['+', '-', '*'], 100, None);
+        assert_eq!(s, "17+5=22|22-3=19|19*6=14|A:14");
+        assert_eq!(a, 14);
+        // 3-9 = -6 → 94 (Euclidean remainder)
+        assert_eq!(apply(3, '-', 9, 100), 94);
+    }
+
+    #[test]
+    fn corrupted_step_propagates() {
+        // step 0 gets +10: 17+5 = 22 → 32; 32-3 = 29
+        let (s, a) = solve(&[17, 5, 3], &['+', '-'], 100, Some((0, 10)));
+        assert_eq!(s, "17+5=32|32-3=29|A:29");
+        assert_eq!(a, 29);
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_sized() {
+        let t = Arithmetic { train: 300, test: 50, ..Default::default() };
+        let a = t.build(1).unwrap();
+        let b = t.build(1).unwrap();
+        let c = t.build(2).unwrap();
+        assert_eq!(a.train, b.train);
+        assert_ne!(a.train, c.train);
+        assert_eq!((a.train.len(), a.test.len()), (300, 50));
+        let train: HashSet<_> = a.train.iter().map(|p| &p.prompt).collect();
+        assert!(a.test.iter().all(|p| !train.contains(&p.prompt)));
+        for p in a.train.iter().chain(&a.test) {
+            assert!(p.solution.ends_with(&format!("A:{}", p.answer)));
+            assert!(a.tokenizer.encode(&p.prompt).is_ok());
+        }
+    }
+
+    #[test]
+    fn demo_error_rate_corrupts_that_share_of_demonstrations() {
+        let t = Arithmetic { train: 1000, test: 10, demo_error_rate: 0.3, ..Default::default() };
+        let d = t.build(5).unwrap();
+        let wrong = d
+            .train
+            .iter()
+            .filter(|p| !p.solution.ends_with(&format!("A:{}", p.answer)))
+            .count();
+        // Binomial(1000, 0.3): mean 300, sd ≈ 14.5
+        assert!((240..=360).contains(&wrong), "{wrong}");
+    }
+
+    #[test]
+    fn impossible_knobs_are_an_error_not_a_hang() {
+        let t = Arithmetic { max_operand: 1, max_operands: 2, ops: "+".into(), train: 10, test: 10, ..Default::default() };
+        assert!(t.build(0).unwrap_err().to_string().contains("cannot draw"));
+    }
+}

@@ -1,0 +1,9 @@
+//! # foil-data
+//!
+//! Tasks (where problems come from) and the tokenizers that cover them.
+
+pub mod arithmetic;
+pub mod char_tokenizer;
+
+pub use arithmetic::Arithmetic;
+pub use char_tokenizer::CharTokenizer;

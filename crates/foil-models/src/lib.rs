@@ -1,0 +1,8 @@
+//! # foil-models
+//!
+//! Policies. `tiny_gpt` is a small pre-norm decoder trained from scratch, used by the
+//! procedural tasks and the reproduction checks.
+
+pub mod tiny_gpt;
+
+pub use tiny_gpt::{TinyGpt, TinyGptModel};

@@ -1,0 +1,17 @@
+//! # foil-trainers
+//!
+//! Stages a recipe chains (`sft`, `rl`, `eval`), the group filters of the RL loop, and the
+//! runner that executes a recipe with metrics, checkpoints and resume.
+
+pub mod dynamic_sampling;
+pub mod eval;
+pub mod rl;
+pub mod runner;
+pub mod sft;
+mod train_step;
+
+pub use dynamic_sampling::DynamicSampling;
+pub use eval::Eval;
+pub use rl::Rl;
+pub use runner::{RunOptions, RunSummary, run};
+pub use sft::Sft;

@@ -1,0 +1,247 @@
+//! `rl`: the on-policy loop.
+//!
+//! ```text
+//! for step in 0..steps:
+//!     problems  ← prompts_per_step training problems (seeded by run seed, stage, step)
+//!     groups    ← sampler(π_θ, problems)                  n completions each, no autodiff
+//!     scored    ← verifier(groups)                        reward, correct, step rewards
+//!     kept      ← filters(scored)     (refilled with fresh prompts while a filter asks)
+//!     credit    ← advantage(kept)                         → per-token advantages A_t
+//!     old, ref  ← log π_old, log π_ref on the batch       (only if the objective needs them)
+//!     for epoch in 0..ppo_epochs, for each of mini_batches slices:
+//!         θ ← θ − lr · ∇ objective(batch)
+//! ```
+//!
+//! `π_ref` is the policy as it was when the stage started (frozen; rebuilt from the
+//! stage's first checkpoint on resume).
+
+use foil_core::batch::HostPolicyBatch;
+use foil_core::policy::OptimizerConfig;
+use foil_core::run::RunContext;
+use foil_core::{
+    AdvantageEstimator, Filter, Objective, Problem, Sampler, ScoredGroup, Stage, Verifier,
+    register_part, rng,
+};
+use rand::seq::SliceRandom;
+use rand::seq::index::sample;
+use serde::{Deserialize, Serialize};
+
+use crate::train_step::{frozen_logprobs, objective_step};
+
+/// Recipe part: the `rl` stage (see the module docs for the loop).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rl {
+    /// Policy-update steps (each with fresh rollouts).
+    pub steps: usize,
+    /// Problems sampled per step (before filtering).
+    pub prompts_per_step: usize,
+    pub sampler: Box<dyn Sampler>,
+    pub verifier: Box<dyn Verifier>,
+    /// Group filters, applied in order.
+    pub filters: Vec<Box<dyn Filter>>,
+    pub advantage: Box<dyn AdvantageEstimator>,
+    pub objective: Box<dyn Objective>,
+    pub optimizer: OptimizerConfig,
+    /// Passes over each step's rollouts.
+    pub ppo_epochs: usize,
+    /// Slices per pass (one optimizer step each).
+    pub mini_batches: usize,
+    /// Log every this many steps (and the last).
+    pub log_every: usize,
+}
+
+impl Default for Rl {
+    fn default() -> Self {
+        Self {
+            steps: 100,
+            prompts_per_step: 16,
+            sampler: Box::new(foil_samplers::Local::default()),
+            verifier: Box::new(foil_verifiers::Numeric::default()),
+            filters: Vec::new(),
+            advantage: Box::new(foil_advantages::Grpo::default()),
+            objective: Box::new(foil_objectives::PpoClip::default()),
+            optimizer: OptimizerConfig::adamw(1e-4),
+            ppo_epochs: 1,
+            mini_batches: 1,
+            log_every: 1,
+        }
+    }
+}
+
+register_part!(
+    Stage,
+    "rl",
+    Rl,
+    "on-policy RL: sample groups, verify, filter, assign credit, optimise the objective"
+);
+
+/// What one step's rollouts looked like, for the metrics log.
+#[derive(Default)]
+struct RolloutStats {
+    groups_sampled: usize,
+    groups_kept: usize,
+    completions: usize,
+    reward: f64,
+    correct: f64,
+    length: f64,
+    all_correct_groups: usize,
+    all_wrong_groups: usize,
+}
+
+impl Rl {
+    /// Samples, verifies and filters until `prompts_per_step` groups are kept or the
+    /// filters' round budget is spent.
+    fn collect(
+        &self,
+        ctx: &RunContext,
+        step: usize,
+        stats: &mut RolloutStats,
+    ) -> anyhow::Result<Vec<ScoredGroup>> {
+        let model = ctx.policy.inference();
+        let tok = ctx.task.tokenizer.clone();
+        let rounds = self.filters.iter().map(|f| f.max_rounds()).max().unwrap_or(1);
+        let refill = self.filters.iter().any(|f| f.refill());
+        let mut kept = Vec::new();
+        for round in 0..rounds {
+            let want = self.prompts_per_step - kept.len();
+            if want == 0 || (round > 0 && !refill) {
+                break;
+            }
+            let mut r = rng::rng(ctx.seed, &[ctx.stage as u64, step as u64, round as u64]);
+            let take = want.min(ctx.task.train.len());
+            let problems: Vec<Problem> = sample(&mut r, ctx.task.train.len(), take)
+                .into_iter()
+                .map(|i| ctx.task.train[i].clone())
+                .collect();
+            let seed = rng::derive(ctx.seed, &[ctx.stage as u64, step as u64, round as u64, 1]);
+            let groups = self.sampler.sample(model.as_ref(), tok.as_ref(), &problems, seed)?;
+            for g in groups {
+                let verdicts: Vec<_> = g
+                    .completions
+                    .iter()
+                    .map(|c| self.verifier.verify(&g.problem, &c.text))
+                    .collect();
+                let sg = ScoredGroup { group: g, verdicts };
+                stats.groups_sampled += 1;
+                let nc = sg.num_correct();
+                stats.all_correct_groups += (nc == sg.verdicts.len()) as usize;
+                stats.all_wrong_groups += (nc == 0) as usize;
+                for (v, c) in sg.verdicts.iter().zip(&sg.group.completions) {
+                    stats.completions += 1;
+                    stats.reward += v.reward as f64;
+                    stats.correct += v.correct as u8 as f64;
+                    stats.length += c.tokens.len() as f64;
+                }
+                if self.filters.iter().all(|f| f.keep(&sg)) && kept.len() < self.prompts_per_step {
+                    kept.push(sg);
+                }
+            }
+        }
+        stats.groups_kept = kept.len();
+        Ok(kept)
+    }
+}
+
+#[typetag::serde(name = "rl")]
+impl Stage for Rl {
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
+    fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.prompts_per_step > 0, "rl: prompts_per_step must be at least 1");
+        anyhow::ensure!(self.ppo_epochs > 0 && self.mini_batches > 0, "rl: ppo_epochs and mini_batches must be at least 1");
+        ctx.prepare_optimizer(&self.optimizer, start_step)?;
+        let reference = if self.objective.needs_reference() {
+            Some(ctx.stage_start_snapshot(start_step)?)
+        } else {
+            None
+        };
+        let tok = ctx.task.tokenizer.clone();
+        let train_device = ctx.policy.device();
+        let bar = ctx.bar(self.steps, "rl");
+        bar.set_position(start_step as u64);
+        for step in start_step..self.steps {
+            let mut stats = RolloutStats::default();
+            let kept = self.collect(ctx, step, &mut stats)?;
+            let mut metrics: Vec<(String, f64)> = Vec::new();
+            if !kept.is_empty() {
+                let credits = self.advantage.estimate(&kept)?;
+                let prompts: Vec<Vec<u32>> = kept
+                    .iter()
+                    .map(|g| tok.encode(&g.group.problem.prompt))
+                    .collect::<anyhow::Result<_>>()?;
+                let mut rows: Vec<(&[u32], &[u32], Vec<f32>)> = Vec::new();
+                for ((g, cs), p) in kept.iter().zip(&credits).zip(&prompts) {
+                    anyhow::ensure!(
+                        cs.len() == g.group.completions.len(),
+                        "advantage estimator returned {} credits for a group of {}",
+                        cs.len(),
+                        g.group.completions.len()
+                    );
+                    for (c, credit) in g.group.completions.iter().zip(cs) {
+                        if !c.tokens.is_empty() {
+                            rows.push((p, &c.tokens, credit.per_token(c.tokens.len())));
+                        }
+                    }
+                }
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                order.shuffle(&mut rng::rng(ctx.seed, &[ctx.stage as u64, step as u64, 0xB47C]));
+                let per = rows.len().div_ceil(self.mini_batches);
+                let old_model = self.objective.needs_old_logprobs().then(|| ctx.policy.inference());
+                let mut batches = Vec::new();
+                for slice in order.chunks(per.max(1)) {
+                    let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
+                    let host = HostPolicyBatch::new(&sub, tok.pad_id());
+                    let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
+                    if let Some(m) = &old_model {
+                        batch.old_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
+                    }
+                    if let Some(m) = &reference {
+                        batch.ref_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
+                    }
+                    batches.push(batch);
+                }
+                let lr = self.optimizer.lr_at(step);
+                let mut sums: Vec<(String, f64)> = Vec::new();
+                let mut updates = 0.0;
+                for _ in 0..self.ppo_epochs {
+                    for batch in &batches {
+                        let m = objective_step(ctx, self.objective.as_ref(), batch, step, lr)?;
+                        for (k, v) in m {
+                            match sums.iter_mut().find(|(n, _)| *n == k) {
+                                Some(e) => e.1 += v as f64,
+                                None => sums.push((k, v as f64)),
+                            }
+                        }
+                        updates += 1.0;
+                    }
+                }
+                metrics.extend(sums.into_iter().map(|(k, v)| (k, v / updates)));
+                metrics.push(("lr".into(), lr));
+            }
+            let n = stats.completions.max(1) as f64;
+            let mut head = vec![
+                ("reward".to_string(), stats.reward / n),
+                ("accuracy".into(), stats.correct / n),
+                ("response_length".into(), stats.length / n),
+                ("groups_sampled".into(), stats.groups_sampled as f64),
+                ("groups_kept".into(), stats.groups_kept as f64),
+                ("all_correct_groups".into(), stats.all_correct_groups as f64),
+                ("all_wrong_groups".into(), stats.all_wrong_groups as f64),
+            ];
+            head.extend(metrics);
+            bar.inc(1);
+            bar.set_prefix(format!("reward {:.3}", stats.reward / n));
+            if step % self.log_every.max(1) == 0 || step + 1 == self.steps {
+                ctx.log(step, &head)?;
+            }
+            if ctx.end_step(step)? {
+                break;
+            }
+        }
+        bar.finish();
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Runs a recipe: builds the task and policy, runs the stages in order, logs metrics,
+//! checkpoints between stages (and every `checkpoint_every` steps), resumes, and prints
+//! the evaluation table.
+//!
+//! A run directory `runs/<name>-<time>/` holds `recipe.yaml` (the resolved recipe),
+//! `metrics.jsonl`, `checkpoints/` and `eval.md` / `eval.json`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use foil_core::backend::parse_device;
+use foil_core::checkpoint::{self, EvalRecord};
+use foil_core::error::FoilError;
+use foil_core::metrics::MetricsLog;
+use foil_core::recipe::Recipe;
+use foil_core::run::RunContext;
+use foil_core::{PolicyConfig, Stage};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `dotted.path=value` recipe overrides.
+    pub overrides: Vec<String>,
+    /// Parent of new run directories (default `runs`).
+    pub runs_dir: Option<PathBuf>,
+    /// Exact run directory to create (instead of `<runs_dir>/<name>-<time>`).
+    pub run_dir: Option<PathBuf>,
+    /// Continue this stopped run instead of starting one.
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps (as an interruption would), leaving a checkpoint.
+    pub stop_after: Option<usize>,
+    /// Progress bars and summaries on stderr.
+    pub progress: bool,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub evals: Vec<EvalRecord>,
+    /// False when the run stopped early (`stop_after`).
+    pub finished: bool,
+}
+
+fn stage_type(stage: &dyn Stage) -> String {
+    serde_json::to_value(stage)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(String::from))
+        .unwrap_or_else(|| "stage".into())
+}
+
+fn new_run_dir(parent: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let mut dir = parent.join(format!("{name}-{stamp}"));
+    let mut i = 2;
+    while dir.exists() {
+        dir = parent.join(format!("{name}-{stamp}-{i}"));
+        i += 1;
+    }
+    Ok(dir)
+}
+
+/// Runs (or resumes) a recipe.
+pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let (recipe, dir, resume) = match &opts.resume {
+        Some(dir) => {
+            let saved = dir.join("recipe.yaml");
+            if !saved.exists() {
+                return Err(FoilError::Resume {
+                    dir: dir.clone(),
+                    why: "it has no recipe.yaml (is it a run directory?)".into(),
+                }
+                .into());
+            }
+            let recipe = Recipe::load(&saved, &opts.overrides)?;
+            let latest = checkpoint::latest(dir)?.ok_or_else(|| FoilError::Resume {
+                dir: dir.clone(),
+                why: "it has no complete checkpoint yet; start it again instead".into(),
+            })?;
+            (recipe, dir.clone(), Some(latest))
+        }
+        None => {
+            let path = recipe_path.context("a recipe path or --resume is needed")?;
+            let recipe = Recipe::load(path, &opts.overrides)?;
+            let dir = match &opts.run_dir {
+                Some(d) => d.clone(),
+                None => new_run_dir(
+                    opts.runs_dir.as_deref().unwrap_or(Path::new("runs")),
+                    &recipe.name,
+                )?,
+            };
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(dir.join("recipe.yaml"), recipe.to_yaml())?;
+            (recipe, dir, None)
+        }
+    };
+    let Recipe {
+        name,
+        seed,
+        device,
+        task,
+        policy,
+        stages,
+        checkpoint_every,
+    } = recipe;
+    let device = parse_device(&device)?;
+    let task = task.build(seed).context("building the task")?;
+    let policy_config: Arc<dyn PolicyConfig> = Arc::from(policy);
+    let mut policy = policy_config
+        .build(task.tokenizer.vocab_size(), &device)
+        .context("building the policy")?;
+    let (start_stage, start_step, evals, metrics_lines, resume_dir) = match &resume {
+        Some((ckpt, state)) => {
+            policy.load(ckpt)?;
+            (state.stage, state.step, state.evals.clone(), state.metrics_lines, Some(ckpt.clone()))
+        }
+        None => (0, 0, Vec::new(), 0, None),
+    };
+    if opts.progress {
+        eprintln!(
+            "run {} → {} ({} parameters, {} train / {} test problems)",
+            name,
+            dir.display(),
+            policy.num_params(),
+            task.train.len(),
+            task.test.len()
+        );
+    }
+    let mut ctx = RunContext {
+        name,
+        seed,
+        device,
+        metrics: MetricsLog::open(&dir.join("metrics.jsonl"), metrics_lines)?,
+        dir: dir.clone(),
+        task,
+        policy,
+        stage: start_stage,
+        stage_type: String::new(),
+        checkpoint_every,
+        evals,
+        last_checkpoint: resume_dir.clone(),
+        stop_after: opts.stop_after,
+        steps_run: 0,
+        progress: opts.progress,
+        stopped: false,
+        resume_dir,
+        policy_config,
+    };
+    if resume.is_none() {
+        ctx.checkpoint(0, 0)?;
+    }
+    for (i, stage) in stages.iter().enumerate().skip(start_stage) {
+        ctx.stage = i;
+        ctx.stage_type = stage_type(stage.as_ref());
+        let first = if i == start_stage { start_step } else { 0 };
+        if first < stage.steps() {
+            stage
+                .run(&mut ctx, first)
+                .with_context(|| format!("stage {i} (`{}`)", ctx.stage_type))?;
+        }
+        if ctx.stopped {
+            return Ok(RunSummary {
+                dir,
+                evals: ctx.evals,
+                finished: false,
+            });
+        }
+        ctx.checkpoint(i + 1, 0)?;
+    }
+    write_table(&dir, &ctx.evals)?;
+    if opts.progress {
+        println!("{}", table(&ctx.evals));
+    }
+    Ok(RunSummary {
+        dir,
+        evals: ctx.evals,
+        finished: true,
+    })
+}
+
+/// The evaluation table: one row per metric, one column per eval label.
+pub fn table(evals: &[EvalRecord]) -> String {
+    if evals.is_empty() {
+        return "(no eval stages)".into();
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for e in evals {
+        for (k, _) in &e.metrics {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+    }
+    let mut out = format!("| {:<12} |", "metric");
+    for e in evals {
+        out.push_str(&format!(" {:>10} |", e.label));
+    }
+    out.push_str(&format!("\n|{}|", "-".repeat(14)));
+    for _ in evals {
+        out.push_str(&format!("{}|", "-".repeat(12)));
+    }
+    for n in names {
+        out.push_str(&format!("\n| {n:<12} |"));
+        for e in evals {
+            match e.metrics.iter().find(|(k, _)| k == n) {
+                Some((_, v)) => out.push_str(&format!(" {v:>10.4} |")),
+                None => out.push_str(&format!(" {:>10} |", "")),
+            }
+        }
+    }
+    out
+}
+
+fn write_table(dir: &Path, evals: &[EvalRecord]) -> anyhow::Result<()> {
+    std::fs::write(dir.join("eval.md"), table(evals) + "\n")?;
+    std::fs::write(dir.join("eval.json"), serde_json::to_vec_pretty(evals)?)?;
+    Ok(())
+}

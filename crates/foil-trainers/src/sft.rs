@@ -1,0 +1,99 @@
+//! `sft`: supervised fine-tuning on the task's demonstrations.
+//!
+//! Each step draws `batch` training problems (seeded by run seed, stage and step), packs
+//! `prompt → solution <eos>` rows, and minimises the objective (default `nll`, i.e.
+//! `L = −(1/|y|) Σ_t log π_θ(y_t | x, y_<t)` averaged over the batch's response tokens).
+
+use foil_core::batch::HostPolicyBatch;
+use foil_core::policy::OptimizerConfig;
+use foil_core::run::RunContext;
+use foil_core::{Objective, Stage, register_part, rng};
+use rand::seq::index::sample;
+use serde::{Deserialize, Serialize};
+
+use crate::train_step::objective_step;
+
+/// Recipe part: `{type: sft, steps: 600, batch: 64, optimizer: {type: adamw, lr: 1.0e-3}}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sft {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Demonstrations per step.
+    pub batch: usize,
+    pub optimizer: OptimizerConfig,
+    /// Loss on demonstrations.
+    pub objective: Box<dyn Objective>,
+    /// Log every this many steps (and the last).
+    pub log_every: usize,
+}
+
+impl Default for Sft {
+    fn default() -> Self {
+        Self {
+            steps: 500,
+            batch: 64,
+            optimizer: OptimizerConfig::adamw(1e-3),
+            objective: Box::new(foil_objectives::Nll::default()),
+            log_every: 10,
+        }
+    }
+}
+
+register_part!(
+    Stage,
+    "sft",
+    Sft,
+    "supervised fine-tuning on the task's demonstrations (prompt → solution <eos>)"
+);
+
+#[typetag::serde(name = "sft")]
+impl Stage for Sft {
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
+    fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.batch > 0, "sft: batch must be at least 1");
+        anyhow::ensure!(!ctx.task.train.is_empty(), "sft: the task has no training problems");
+        ctx.prepare_optimizer(&self.optimizer, start_step)?;
+        let tok = ctx.task.tokenizer.clone();
+        let encoded: Vec<(Vec<u32>, Vec<u32>)> = ctx
+            .task
+            .train
+            .iter()
+            .map(|p| {
+                let mut y = tok.encode(&p.solution)?;
+                y.push(tok.eos_id());
+                Ok((tok.encode(&p.prompt)?, y))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let bar = ctx.bar(self.steps, "sft");
+        bar.set_position(start_step as u64);
+        let train_device = ctx.policy.device();
+        for step in start_step..self.steps {
+            let mut r = rng::rng(ctx.seed, &[ctx.stage as u64, step as u64]);
+            let k = self.batch.min(encoded.len());
+            let rows: Vec<(&[u32], &[u32], Vec<f32>)> = sample(&mut r, encoded.len(), k)
+                .into_iter()
+                .map(|i| (encoded[i].0.as_slice(), encoded[i].1.as_slice(), vec![1.0; encoded[i].1.len()]))
+                .collect();
+            let host = HostPolicyBatch::new(&rows, tok.pad_id());
+            let batch = host.to_device(&train_device, 0);
+            let lr = self.optimizer.lr_at(step);
+            let metrics = objective_step(ctx, self.objective.as_ref(), &batch, step, lr)?;
+            bar.inc(1);
+            if step % self.log_every.max(1) == 0 || step + 1 == self.steps {
+                bar.set_prefix(format!("loss {:.4}", metrics[0].1));
+                let mut m: Vec<(String, f64)> = metrics.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+                m.push(("lr".into(), lr));
+                ctx.log(step, &m)?;
+            }
+            if ctx.end_step(step)? {
+                break;
+            }
+        }
+        bar.finish();
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Whole runs on a tiny recipe: determinism, resume, and the NaN-loss error.
+
+use std::path::Path;
+
+use foil_trainers::{RunOptions, run};
+
+const TINY: &str = "\
+name: tiny
+seed: 3
+device: cpu
+checkpoint_every: 2
+task: {type: arithmetic, max_operand: 9, train: 64, test: 8}
+policy: {type: tiny_gpt, d_model: 32, layers: 1, heads: 2, context: 40}
+stages:
+  - {type: sft, steps: 6, batch: 16, log_every: 1}
+  - {type: eval, label: before, k: [1, 2], sampler: {type: local, n: 2, max_tokens: 24}}
+  - type: rl
+    steps: 4
+    prompts_per_step: 4
+    sampler: {type: local, n: 4, max_tokens: 24}
+    objective:
+      type: sum
+      terms:
+        - {type: ppo_clip}
+        - {type: kl, coef: 0.1}
+  - {type: eval, label: after, k: [1, 2], sampler: {type: local, n: 2, max_tokens: 24}}
+";
+
+fn write_recipe(dir: &Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("tiny.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn opts(run_dir: &Path) -> RunOptions {
+    RunOptions {
+        run_dir: Some(run_dir.to_path_buf()),
+        ..Default::default()
+    }
+}
+
+fn metrics(run_dir: &Path) -> String {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap()
+}
+
+#[test]
+fn same_seed_same_metrics_and_resume_matches_an_uninterrupted_run() {
+    foil::link_all();
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(tmp.path(), TINY);
+
+    let a = run(Some(&recipe), &opts(&tmp.path().join("a"))).unwrap();
+    let b = run(Some(&recipe), &opts(&tmp.path().join("b"))).unwrap();
+    assert!(a.finished && b.finished);
+    assert_eq!(metrics(&a.dir), metrics(&b.dir));
+    assert_eq!(a.evals, b.evals);
+    assert_eq!(a.evals.len(), 2);
+
+    // stop in the middle of the rl stage (6 sft steps + 1 eval + 2 rl steps), then resume
+    let c_dir = tmp.path().join("c");
+    let stopped = run(Some(&recipe), &RunOptions { stop_after: Some(9), ..opts(&c_dir) }).unwrap();
+    assert!(!stopped.finished);
+    assert_eq!(stopped.evals.len(), 1);
+    let resumed = run(None, &RunOptions { resume: Some(c_dir.clone()), ..Default::default() }).unwrap();
+    assert!(resumed.finished);
+    assert_eq!(metrics(&c_dir), metrics(&a.dir));
+    assert_eq!(resumed.evals, a.evals);
+    assert!(c_dir.join("eval.md").exists());
+}
+
+#[test]
+fn nan_loss_is_a_clear_error_and_leaves_the_last_checkpoint_whole() {
+    foil::link_all();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = TINY.replace("        - {type: kl, coef: 0.1}", "        - {type: nll, coef: .nan}");
+    let recipe = write_recipe(tmp.path(), &text);
+    let dir = tmp.path().join("nan");
+    let e = format!("{:#}", run(Some(&recipe), &opts(&dir)).unwrap_err());
+    assert!(e.contains("non-finite loss (NaN) at stage 2 `rl`, step 0"), "{e}");
+    assert!(e.contains("stage2-step000000"), "{e}");
+    let ckpts = dir.join("checkpoints");
+    let names: Vec<String> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+    let (latest, state) = foil_core::checkpoint::latest(&dir).unwrap().unwrap();
+    assert_eq!((state.stage, state.step), (2, 0));
+    assert!(latest.join("model.bin").exists() || std::fs::read_dir(&latest).unwrap().count() >= 2);
+}
+
+#[test]
+fn resuming_a_directory_without_a_run_is_a_clear_error() {
+    foil::link_all();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = run(None, &RunOptions { resume: Some(tmp.path().to_path_buf()), ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has no recipe.yaml"), "{e}");
+}
