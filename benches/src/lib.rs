@@ -17,7 +17,7 @@ pub fn task() -> TaskData {
 pub fn policy(task: &TaskData, device: &str) -> Box<dyn Policy> {
     let d = foil_core::backend::parse_device(device).unwrap();
     TinyGpt { d_model: 64, layers: 2, heads: 4, context: 48, mlp_ratio: 4, init_seed: 0 }
-        .build(task.tokenizer.vocab_size(), &d)
+        .build(task.tokenizer.vocab_size(), &d, 0)
         .unwrap()
 }
 

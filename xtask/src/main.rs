@@ -45,7 +45,8 @@ fn test() -> anyhow::Result<()> {
 /// Runs the criterion benches and prints one table from their estimates.
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let mut c = cargo();
-    c.args(["bench", "--package", "foil-benches"]).args(extra);
+    // the dev profile (dependencies at opt-level 3) is what runs and tests use: no second build
+    c.args(["bench", "--profile", "dev", "--package", "foil-benches"]).args(extra);
     status(c)?;
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -53,11 +54,12 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let dir = target.join("criterion");
     let mut rows = Vec::new();
     collect(&dir, &dir, &mut rows)?;
-    rows.sort();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     println!("\n| benchmark | median | per second |");
     println!("|---|---|---|");
     for (name, ns, throughput) in &rows {
         let per_s = throughput
+            .as_ref()
             .map(|t| format!("{:.0} {}", t.0 / (ns / 1e9), t.1))
             .unwrap_or_default();
         println!("| {name} | {:.2} ms | {per_s} |", ns / 1e6);

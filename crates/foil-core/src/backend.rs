@@ -90,10 +90,15 @@ pub fn materialize<M: burn::module::Module<B>>(module: M) -> M {
     module.map(&mut Touch)
 }
 
-/// Seeds the backend's own generator (parameter initialisation) for `device`.
-pub fn seed_backend(device: &Device, seed: u64) {
+/// Runs `init` with the backend's generator seeded by `seed`, holding a process-wide lock
+/// so that concurrent runs (tests run in parallel threads) cannot interleave their draws:
+/// the same seed always gives the same initial weights.
+pub fn with_seed<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     B::seed(device, seed);
     B::seed(&inner_device(device), seed);
+    init()
 }
 
 #[cfg(test)]

@@ -93,11 +93,11 @@ pub fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source: &str) -
         })
     });
     result.map_err(|e| {
-        let (line, col) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
+        let (raw, inner_at) = innermost_message(&e);
+        let (line, col) = inner_at
+            .or_else(|| e.location().map(|l| (l.line() as usize, l.column() as usize)))
             .unwrap_or((1, 1));
-        let raw = innermost_message(&e);
+        let path = path.trim_end_matches(".?").trim_end_matches('?');
         let mut message = format!("{source}:{line}:{col}: ");
         if !path.is_empty() && path != "." {
             message.push_str(&format!("field `{path}`: "));
@@ -114,19 +114,35 @@ pub fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source: &str) -
     })
 }
 
-/// The serde message without saphyr's own location decoration.
-fn innermost_message(e: &serde_saphyr::Error) -> String {
+/// The serde message without saphyr's location decorations, and the first location it
+/// appends (`… at line L, column C`): the innermost one, pointing at the offending value.
+fn innermost_message(e: &serde_saphyr::Error) -> (String, Option<(usize, usize)>) {
     let full = e.to_string();
-    let first = full.lines().next().unwrap_or("").trim().to_string();
-    // saphyr prefixes "line L column C: " or suffixes " at line L, column C"
-    let mut s = first;
-    if let Some(i) = s.find(": ").filter(|_| s.starts_with("line ")) {
+    let mut s = full.lines().next().unwrap_or("").trim().to_string();
+    if let Some(rest) = s.strip_prefix("error: ") {
+        s = rest.to_string();
+    }
+    if s.starts_with("line ")
+        && let Some(i) = s.find(": ")
+    {
         s = s[i + 2..].to_string();
     }
-    if let Some(i) = s.rfind(" at line ") {
-        s.truncate(i);
+    let mut at = None;
+    while let Some(i) = s.rfind(" at line ") {
+        let tail = &s[i + " at line ".len()..];
+        let mut nums = tail.split(", column ");
+        let line = nums.next().and_then(|l| l.trim().parse::<usize>().ok());
+        let col = nums.next().and_then(|c| c.trim().parse::<usize>().ok());
+        match (line, col) {
+            (Some(l), Some(c)) => {
+                // the loop walks from the outermost (last) to the innermost (first)
+                at = Some((l, c));
+                s.truncate(i);
+            }
+            _ => break,
+        }
     }
-    s
+    (s, at)
 }
 
 /// "did you mean …" for serde's `unknown variant` / `unknown field` messages.

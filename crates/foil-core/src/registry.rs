@@ -57,13 +57,13 @@ pub fn names_of(kind: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Up to three candidates closest to `given` (Jaro–Winkler ≥ 0.7, or Levenshtein ≤ 2),
+/// Up to three candidates closest to `given` (Jaro–Winkler similarity ≥ 0.8),
 /// best first.
 pub fn nearest<'a>(given: &str, candidates: &[&'a str]) -> Vec<&'a str> {
     let mut scored: Vec<(f64, &str)> = candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(given, c), *c))
-        .filter(|(s, c)| *s >= 0.7 || strsim::levenshtein(given, c) <= 2)
+        .filter(|(s, _)| *s >= 0.8)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.into_iter().take(3).map(|(_, c)| c).collect()

@@ -104,7 +104,7 @@ impl RunContext {
         let dir = checkpoint::stage_start(&self.dir, self.stage);
         let mut p = self
             .policy_config
-            .build(self.task.tokenizer.vocab_size(), &self.device)?;
+            .build(self.task.tokenizer.vocab_size(), &self.device, self.seed)?;
         p.load(&dir)
             .map_err(|e| e.context(format!("rebuilding the stage-start reference from {}", dir.display())))?;
         Ok(p.inference())

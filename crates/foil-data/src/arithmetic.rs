@@ -11,9 +11,13 @@
 //!
 //! Difficulty knobs: the number of operands (`min_operands..=max_operands`), the operand
 //! range (`0..=max_operand`), the operator set and the modulus. Train and test problems are
-//! drawn from one seeded stream and never share a prompt. A fraction `demo_error_rate` of
-//! training demonstrations carries one wrong step (propagated to the answer), so that SFT
-//! learns an imperfect policy for RL to improve.
+//! drawn from one seeded stream and never share a prompt.
+//!
+//! Imperfect demonstrations, so that SFT learns a policy with something for RL to fix:
+//! a fraction `demo_error_rate` of training demonstrations carries one wrong step
+//! (propagated to the answer), and a fraction `demo_shortcut_rate` stops one step early and
+//! answers the value before the last operation (`17+5=22|A:22` for `Q:17+5-3=`), a shortcut
+//! that a verifier reward teaches the policy to drop.
 
 use std::collections::HashSet;
 
@@ -44,6 +48,8 @@ pub struct Arithmetic {
     pub test: usize,
     /// Fraction of training demonstrations with one wrong step.
     pub demo_error_rate: f64,
+    /// Fraction of training demonstrations that skip the last step (a wrong shortcut).
+    pub demo_shortcut_rate: f64,
 }
 
 impl Default for Arithmetic {
@@ -57,6 +63,7 @@ impl Default for Arithmetic {
             train: 2000,
             test: 200,
             demo_error_rate: 0.0,
+            demo_shortcut_rate: 0.0,
         }
     }
 }
@@ -80,6 +87,14 @@ pub fn apply(a: i64, op: char, b: i64, m: i64) -> i64 {
         _ => unreachable!("validated operator"),
     };
     r.rem_euclid(m)
+}
+
+/// The shortcut demonstration: every step but the last, then the value before the last
+/// operation as the answer.
+pub fn shortcut(operands: &[i64], ops: &[char], m: i64) -> String {
+    let k = ops.len();
+    let (full, _) = solve(&operands[..k], &ops[..k - 1], m, None);
+    full
 }
 
 /// The step-by-step solution text of a problem, with an optional corrupted step
@@ -118,8 +133,10 @@ impl Arithmetic {
             self.ops
         );
         ensure!(
-            (0.0..=1.0).contains(&self.demo_error_rate),
-            "arithmetic: demo_error_rate must be in [0, 1]"
+            (0.0..=1.0).contains(&self.demo_error_rate)
+                && (0.0..=1.0).contains(&self.demo_shortcut_rate)
+                && self.demo_error_rate + self.demo_shortcut_rate <= 1.0,
+            "arithmetic: demo_error_rate and demo_shortcut_rate must be in [0, 1] and sum to at most 1"
         );
         Ok(())
     }
@@ -155,10 +172,13 @@ impl Task for Arithmetic {
             }
             let (gold, answer) = solve(&xs, &os, self.modulus, None);
             let is_train = problems.len() < self.train;
-            let solution = if is_train && r.random_bool(self.demo_error_rate) {
+            let u: f64 = if is_train { r.random() } else { 1.0 };
+            let solution = if u < self.demo_error_rate {
                 let step = r.random_range(0..os.len());
                 let delta = r.random_range(1..self.modulus);
                 solve(&xs, &os, self.modulus, Some((step, delta))).0
+            } else if u < self.demo_error_rate + self.demo_shortcut_rate {
+                shortcut(&xs, &os, self.modulus)
             } else {
                 gold
             };
@@ -203,6 +223,14 @@ mod tests {
     }
 
     #[test]
+    fn shortcut_skips_the_last_step() {
+        // 17+5 = 22, then "-3" is skipped: the shortcut answers 22
+        assert_eq!(shortcut(&[17, 5, 3], &['+', '-'], 100), "17+5=22|A:22");
+        // two operands: no step at all, the first operand is the answer
+        assert_eq!(shortcut(&[4, 5], &['*'], 100), "A:4");
+    }
+
+    #[test]
     fn split_is_seeded_disjoint_and_sized() {
         let t = Arithmetic { train: 300, test: 50, ..Default::default() };
         let a = t.build(1).unwrap();
@@ -230,6 +258,20 @@ mod tests {
             .count();
         // Binomial(1000, 0.3): mean 300, sd ≈ 14.5
         assert!((240..=360).contains(&wrong), "{wrong}");
+    }
+
+    #[test]
+    fn shortcut_rate_shortens_that_share_of_demonstrations() {
+        let t = Arithmetic { train: 1000, test: 10, demo_shortcut_rate: 0.5, ..Default::default() };
+        let d = t.build(6).unwrap();
+        let short = d
+            .train
+            .iter()
+            .filter(|p| p.solution.matches('|').count() + 1 < p.difficulty as usize)
+            .count();
+        // Binomial(1000, 0.5): mean 500, sd ≈ 16
+        assert!((430..=570).contains(&short), "{short}");
+        assert!(d.test.iter().all(|p| p.solution.ends_with(&format!("A:{}", p.answer))));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use foil_core::backend::{
-    B as FB, Device, inner_device, materialize, seed_backend, train_device,
+    B as FB, Device, inner_device, materialize, train_device, with_seed,
 };
 use foil_core::batch::SeqInput;
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
@@ -48,7 +48,7 @@ pub struct TinyGpt {
     pub context: usize,
     /// MLP width as a multiple of `d_model`.
     pub mlp_ratio: usize,
-    /// Initialisation seed (offset from the run seed).
+    /// Extra initialisation seed, mixed with the run seed.
     pub init_seed: u64,
 }
 
@@ -74,7 +74,7 @@ register_part!(
 
 #[typetag::serde(name = "tiny_gpt")]
 impl PolicyConfig for TinyGpt {
-    fn build(&self, vocab_size: usize, device: &Device) -> anyhow::Result<Box<dyn Policy>> {
+    fn build(&self, vocab_size: usize, device: &Device, seed: u64) -> anyhow::Result<Box<dyn Policy>> {
         anyhow::ensure!(
             self.heads > 0 && self.d_model % self.heads == 0,
             "tiny_gpt: heads ({}) must divide d_model ({})",
@@ -83,8 +83,10 @@ impl PolicyConfig for TinyGpt {
         );
         anyhow::ensure!(self.layers > 0 && self.context > 1, "tiny_gpt: layers and context must be positive");
         let train = train_device(device);
-        seed_backend(&train, self.init_seed);
-        let model = materialize(self.init_model(vocab_size, &train));
+        let init = foil_core::rng::derive(seed, &[0x1417, self.init_seed]);
+        let model = with_seed(&train, init, || {
+            materialize(self.init_model(vocab_size, &train))
+        });
         Ok(Box::new(TinyGptPolicy {
             optim: AdamWConfig::new().init(),
             model: Some(model),
@@ -351,7 +353,8 @@ impl Policy for TinyGptPolicy {
             .with_context(|| format!("loading tiny_gpt weights from {}", dir.display()))?;
         let model = Module::<FB>::load_record(self.model.take().expect("model present"), weights);
         self.model = Some(model);
-        let state = Recorder::<FB>::load(&rec, dir.join(OPTIMIZER), &self.device)
+        // optimizer moments live on the inner (non-autodiff) device
+        let state = Recorder::<FB>::load(&rec, dir.join(OPTIMIZER), &inner_device(&self.device))
             .with_context(|| format!("loading optimizer state from {}", dir.display()))?;
         self.optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init()).load_record(state);
         Ok(())
@@ -430,7 +433,7 @@ mod tests {
     #[test]
     fn kv_cache_decoding_matches_full_forward() {
         let device = parse_device("cpu").unwrap();
-        let policy = small().build(11, &device).unwrap();
+        let policy = small().build(11, &device, 0).unwrap();
         let model = policy.inference();
         // two prompts of different length → left padding in row 1
         let prompts = vec![vec![1u32, 2, 3, 4], vec![5u32, 6]];
@@ -473,7 +476,7 @@ mod tests {
     #[test]
     fn inference_copy_is_off_the_autodiff_device() {
         let device = parse_device("cpu").unwrap();
-        let policy = small().build(11, &device).unwrap();
+        let policy = small().build(11, &device, 0).unwrap();
         let m = policy.inference();
         let out = m.forward(&SeqBatch::left_padded(&[vec![1, 2]], 0).to_input(&device));
         assert_eq!(out.device(), device);
@@ -483,7 +486,7 @@ mod tests {
     #[test]
     fn padding_does_not_change_a_rows_logits() {
         let device = parse_device("cpu").unwrap();
-        let model = small().build(11, &device).unwrap().inference();
+        let model = small().build(11, &device, 0).unwrap().inference();
         let alone = to_vec(model.forward(&SeqBatch::left_padded(&[vec![5, 6]], 0).to_input(&device)));
         let padded = to_vec(
             model.forward(&SeqBatch::left_padded(&[vec![1, 2, 3, 4], vec![5, 6]], 0).to_input(&device)),
@@ -498,8 +501,8 @@ mod tests {
     #[test]
     fn save_then_load_restores_identical_outputs() {
         let device = parse_device("cpu").unwrap();
-        let a = small().build(11, &device).unwrap();
-        let mut b = TinyGpt { init_seed: 99, ..small() }.build(11, &device).unwrap();
+        let a = small().build(11, &device, 0).unwrap();
+        let mut b = TinyGpt { init_seed: 99, ..small() }.build(11, &device, 0).unwrap();
         let input = SeqBatch::left_padded(&[vec![1, 2, 3]], 0).to_input(&train_device(&device));
         assert_ne!(to_vec(a.forward(&input)), to_vec(b.forward(&input)));
         let dir = tempfile::tempdir().unwrap();

@@ -204,7 +204,7 @@ mod tests {
         let task = Arithmetic { train: 4, test: 2, ..Default::default() }.build(0).unwrap();
         let device = parse_device("cpu").unwrap();
         let gpt = TinyGpt { d_model: 32, layers: 1, heads: 2, context: 40, mlp_ratio: 2, init_seed: 1 };
-        let policy = gpt.build(task.tokenizer.vocab_size(), &device).unwrap();
+        let policy = gpt.build(task.tokenizer.vocab_size(), &device, 0).unwrap();
         (policy.inference(), task)
     }
 

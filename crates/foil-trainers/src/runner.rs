@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
     /// Progress bars and summaries on stderr.
     pub progress: bool,
+    /// Print the evaluation table on stdout at the end.
+    pub print_table: bool,
 }
 
 /// What a run produced.
@@ -108,7 +110,7 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
     let task = task.build(seed).context("building the task")?;
     let policy_config: Arc<dyn PolicyConfig> = Arc::from(policy);
     let mut policy = policy_config
-        .build(task.tokenizer.vocab_size(), &device)
+        .build(task.tokenizer.vocab_size(), &device, seed)
         .context("building the policy")?;
     let (start_stage, start_step, evals, metrics_lines, resume_dir) = match &resume {
         Some((ckpt, state)) => {
@@ -169,7 +171,7 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         ctx.checkpoint(i + 1, 0)?;
     }
     write_table(&dir, &ctx.evals)?;
-    if opts.progress {
+    if opts.print_table {
         println!("{}", table(&ctx.evals));
     }
     Ok(RunSummary {

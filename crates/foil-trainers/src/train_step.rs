@@ -1,7 +1,6 @@
 //! One gradient step of an objective on packed rows: shared by `sft` and `rl`.
 
 use burn::tensor::{Tensor, TensorData};
-use foil_core::backend::inner_device;
 use foil_core::batch::{HostPolicyBatch, PolicyBatch, to_vec, token_entropy, token_logprobs};
 use foil_core::policy::InferenceModel;
 use foil_core::run::RunContext;
@@ -49,9 +48,4 @@ pub fn objective_step(
     let mut metrics = vec![("loss".to_string(), value)];
     metrics.extend(loss.metrics);
     Ok(metrics)
-}
-
-/// The inference device of the run (for frozen forward passes).
-pub fn inference_device(ctx: &RunContext) -> foil_core::backend::Device {
-    inner_device(&ctx.device)
 }

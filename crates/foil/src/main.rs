@@ -65,6 +65,7 @@ fn main() -> ExitCode {
                 resume,
                 stop_after,
                 progress: !quiet,
+                print_table: true,
             };
             run(recipe.as_deref(), &opts).map(|s| {
                 if s.finished {

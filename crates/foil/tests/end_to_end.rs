@@ -9,10 +9,10 @@ name: tiny
 seed: 3
 device: cpu
 checkpoint_every: 2
-task: {type: arithmetic, max_operand: 9, train: 64, test: 8}
+task: {type: arithmetic, max_operand: 3, ops: '+', modulus: 10, train: 48, test: 8}
 policy: {type: tiny_gpt, d_model: 32, layers: 1, heads: 2, context: 40}
 stages:
-  - {type: sft, steps: 6, batch: 16, log_every: 1}
+  - {type: sft, steps: 40, batch: 16, log_every: 1, optimizer: {type: adamw, lr: 1.0e-2}}
   - {type: eval, label: before, k: [1, 2], sampler: {type: local, n: 2, max_tokens: 24}}
   - type: rl
     steps: 4
@@ -56,9 +56,9 @@ fn same_seed_same_metrics_and_resume_matches_an_uninterrupted_run() {
     assert_eq!(a.evals, b.evals);
     assert_eq!(a.evals.len(), 2);
 
-    // stop in the middle of the rl stage (6 sft steps + 1 eval + 2 rl steps), then resume
+    // stop in the middle of the rl stage (40 sft steps + 1 eval + 2 rl steps), then resume
     let c_dir = tmp.path().join("c");
-    let stopped = run(Some(&recipe), &RunOptions { stop_after: Some(9), ..opts(&c_dir) }).unwrap();
+    let stopped = run(Some(&recipe), &RunOptions { stop_after: Some(43), ..opts(&c_dir) }).unwrap();
     assert!(!stopped.finished);
     assert_eq!(stopped.evals.len(), 1);
     let resumed = run(None, &RunOptions { resume: Some(c_dir.clone()), ..Default::default() }).unwrap();
