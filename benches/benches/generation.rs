@@ -10,7 +10,11 @@ fn generation(c: &mut Criterion) {
     foil::link_all();
     let task = task();
     let problems = &task.train[..16];
-    let sampler = Local { n: 8, max_tokens: 32, ..Default::default() };
+    let sampler = Local {
+        n: 8,
+        max_tokens: 32,
+        ..Default::default()
+    };
     let mut g = c.benchmark_group("generation");
     g.sample_size(10);
     for device in DEVICES {
@@ -24,7 +28,11 @@ fn generation(c: &mut Criterion) {
             .sum();
         g.throughput(Throughput::Elements(tokens as u64));
         g.bench_function(label(device), |b| {
-            b.iter(|| sampler.sample(model.as_ref(), task.tokenizer.as_ref(), problems, 0).unwrap())
+            b.iter(|| {
+                sampler
+                    .sample(model.as_ref(), task.tokenizer.as_ref(), problems, 0)
+                    .unwrap()
+            })
         });
     }
     g.finish();

@@ -17,11 +17,17 @@ fn rl_step(c: &mut Criterion) {
         .iter()
         .map(|p| tok.encode(&p.prompt).unwrap())
         .collect();
-    let responses: Vec<Vec<u32>> = (0..128).map(|i| (0..24).map(|k| 2 + ((i + k) % 18) as u32).collect()).collect();
+    let responses: Vec<Vec<u32>> = (0..128)
+        .map(|i| (0..24).map(|k| 2 + ((i + k) % 18) as u32).collect())
+        .collect();
     let rows: Vec<(&[u32], &[u32], Vec<f32>)> = (0..128)
         .map(|i| {
             let adv = if i % 3 == 0 { 1.0 } else { -0.5 };
-            (prompts[i / 8].as_slice(), responses[i].as_slice(), vec![adv; 24])
+            (
+                prompts[i / 8].as_slice(),
+                responses[i].as_slice(),
+                vec![adv; 24],
+            )
         })
         .collect();
     let host = HostPolicyBatch::new(&rows, tok.pad_id());
@@ -41,7 +47,13 @@ fn rl_step(c: &mut Criterion) {
                 batch.old_logprobs = Some(burn_copy(old, &batch));
                 let logprobs = token_logprobs(policy.forward(&batch.input), batch.targets.clone());
                 let loss = objective
-                    .loss(&batch, &PolicyOutput { logprobs, entropy: None })
+                    .loss(
+                        &batch,
+                        &PolicyOutput {
+                            logprobs,
+                            entropy: None,
+                        },
+                    )
                     .unwrap();
                 policy.step(loss.value, 1e-4).unwrap();
             })

@@ -10,15 +10,28 @@ pub const DEVICES: [&str; 2] = ["cpu-flex", "cpu-ndarray"];
 
 /// The quickstart task.
 pub fn task() -> TaskData {
-    Arithmetic { train: 256, test: 64, ..Default::default() }.build(0).unwrap()
+    Arithmetic {
+        train: 256,
+        test: 64,
+        ..Default::default()
+    }
+    .build(0)
+    .unwrap()
 }
 
 /// The quickstart policy on `device`.
 pub fn policy(task: &TaskData, device: &str) -> Box<dyn Policy> {
     let d = foil_core::backend::parse_device(device).unwrap();
-    TinyGpt { d_model: 64, layers: 2, heads: 4, context: 48, mlp_ratio: 4, init_seed: 0 }
-        .build(task.tokenizer.vocab_size(), &d, 0)
-        .unwrap()
+    TinyGpt {
+        d_model: 64,
+        layers: 2,
+        heads: 4,
+        context: 48,
+        mlp_ratio: 4,
+        init_seed: 0,
+    }
+    .build(task.tokenizer.vocab_size(), &d, 0)
+    .unwrap()
 }
 
 /// The label of a device in bench names (`flex`, `ndarray`).

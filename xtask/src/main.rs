@@ -28,12 +28,16 @@ fn status(mut c: Command) -> anyhow::Result<()> {
 
 fn foil(args: &[String]) -> anyhow::Result<()> {
     let mut c = cargo();
-    c.args(["run", "--quiet", "--package", "foil", "--"]).args(args);
+    c.args(["run", "--quiet", "--package", "foil", "--"])
+        .args(args);
     status(c)
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn test() -> anyhow::Result<()> {
@@ -46,7 +50,8 @@ fn test() -> anyhow::Result<()> {
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let mut c = cargo();
     // the dev profile (dependencies at opt-level 3) is what runs and tests use: no second build
-    c.args(["bench", "--profile", "dev", "--package", "foil-benches"]).args(extra);
+    c.args(["bench", "--profile", "dev", "--package", "foil-benches"])
+        .args(extra);
     status(c)?;
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -66,10 +71,12 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     }
     // ratios between backends measured in this run
     for (name, ns, _) in &rows {
-        if let Some(base) = name.strip_suffix("/flex") {
-            if let Some((_, nd, _)) = rows.iter().find(|(n, _, _)| n == &format!("{base}/ndarray")) {
-                println!("{base}: flex is {:.2}× ndarray's speed", nd / ns);
-            }
+        if let Some(base) = name.strip_suffix("/flex")
+            && let Some((_, nd, _)) = rows
+                .iter()
+                .find(|(n, _, _)| n == &format!("{base}/ndarray"))
+        {
+            println!("{base}: flex is {:.2}× ndarray's speed", nd / ns);
         }
     }
     Ok(())
@@ -110,7 +117,14 @@ fn ci() -> anyhow::Result<()> {
     c.args(["fmt", "--all", "--check"]);
     status(c)?;
     let mut c = cargo();
-    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     status(c)?;
     test()?;
     smoke()

@@ -1,7 +1,26 @@
 //! Shared checks for group-relative estimators.
 
-use foil_core::ScoredGroup;
 use foil_core::anyhow::{Result, bail};
+use foil_core::{Credit, ScoredGroup};
+
+/// Applies a per-group rule `rewards → advantages` to every group, one
+/// [`Credit::Sequence`] per completion.
+pub(crate) fn sequence_credits(
+    groups: &[ScoredGroup],
+    rule: impl Fn(&[f64]) -> Vec<f64>,
+) -> Result<Vec<Vec<Credit>>> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let r = rewards(i, g)?;
+            Ok(rule(&r)
+                .into_iter()
+                .map(|a| Credit::Sequence(a as f32))
+                .collect())
+        })
+        .collect()
+}
 
 /// The rewards of `group` as `f64`, after checking there is one verdict per completion.
 pub(crate) fn rewards(index: usize, group: &ScoredGroup) -> Result<Vec<f64>> {

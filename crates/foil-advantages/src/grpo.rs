@@ -19,7 +19,7 @@ use foil_core::anyhow::Result;
 use foil_core::{AdvantageEstimator, Credit, ScoredGroup};
 use serde::{Deserialize, Serialize};
 
-use crate::group::{mean, rewards};
+use crate::group::{mean, sequence_credits};
 
 /// Whether the centred reward is divided by the group's standard deviation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -74,18 +74,7 @@ impl Grpo {
 #[foil_core::typetag::serde(name = "grpo")]
 impl AdvantageEstimator for Grpo {
     fn estimate(&self, groups: &[ScoredGroup]) -> Result<Vec<Vec<Credit>>> {
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                let r = rewards(i, g)?;
-                Ok(self
-                    .advantages(&r)
-                    .into_iter()
-                    .map(|a| Credit::Sequence(a as f32))
-                    .collect())
-            })
-            .collect()
+        sequence_credits(groups, |r| self.advantages(r))
     }
 }
 

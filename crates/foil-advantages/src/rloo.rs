@@ -15,7 +15,7 @@ use foil_core::anyhow::Result;
 use foil_core::{AdvantageEstimator, Credit, ScoredGroup};
 use serde::{Deserialize, Serialize};
 
-use crate::group::{mean, rewards};
+use crate::group::{mean, sequence_credits};
 
 /// RLOO leave-one-out advantage. It has no options.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,18 +38,7 @@ impl Rloo {
 #[foil_core::typetag::serde(name = "rloo")]
 impl AdvantageEstimator for Rloo {
     fn estimate(&self, groups: &[ScoredGroup]) -> Result<Vec<Vec<Credit>>> {
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                let r = rewards(i, g)?;
-                Ok(self
-                    .advantages(&r)
-                    .into_iter()
-                    .map(|a| Credit::Sequence(a as f32))
-                    .collect())
-            })
-            .collect()
+        sequence_credits(groups, |r| self.advantages(r))
     }
 }
 

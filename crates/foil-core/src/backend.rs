@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn cpu_is_flex_and_ndarray_is_selectable() {
-        assert!(matches!(parse_device("cpu").unwrap(), DispatchDevice::Flex(_)));
+        assert!(matches!(
+            parse_device("cpu").unwrap(),
+            DispatchDevice::Flex(_)
+        ));
         assert!(matches!(
             parse_device("cpu-ndarray").unwrap(),
             DispatchDevice::NdArray(_)

@@ -192,7 +192,10 @@ pub fn token_logprobs(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tenso
 pub fn token_entropy(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     let [n, t, v] = logits.dims();
     let lsm = burn::tensor::activation::log_softmax(logits.slice([0..n, 0..t - 1, 0..v]), 2);
-    (lsm.clone().exp() * lsm).sum_dim(2).squeeze_dim::<2>(2).neg()
+    (lsm.clone().exp() * lsm)
+        .sum_dim(2)
+        .squeeze_dim::<2>(2)
+        .neg()
 }
 
 /// Reads a float tensor back as a `Vec<f32>`.

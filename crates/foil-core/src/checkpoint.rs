@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn failed_save_leaves_previous_checkpoint_and_no_temp_dir() {
         let run = tempfile::tempdir().unwrap();
-        write(run.path(), &state(5), |d| Ok(fs::write(d.join("w"), b"ok")?)).unwrap();
+        write(run.path(), &state(5), |d| {
+            Ok(fs::write(d.join("w"), b"ok")?)
+        })
+        .unwrap();
         let err = write(run.path(), &state(10), |d| {
             fs::write(d.join("w"), b"half")?;
             anyhow::bail!("disk full")
@@ -151,7 +154,15 @@ mod tests {
     #[test]
     fn keeps_only_the_newest_checkpoints() {
         let run = tempfile::tempdir().unwrap();
-        write(run.path(), &RunState { step: 0, ..state(0) }, |_| Ok(())).unwrap();
+        write(
+            run.path(),
+            &RunState {
+                step: 0,
+                ..state(0)
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
         for s in [1, 2, 3, 4] {
             write(run.path(), &state(s), |_| Ok(())).unwrap();
         }

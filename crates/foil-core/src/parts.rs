@@ -33,8 +33,12 @@ pub trait Task: Debug + Send + Sync {
 pub trait PolicyConfig: Debug + Send + Sync {
     /// Initialises the policy on `device` (the inference device; the policy trains on its
     /// autodiff wrapper). `seed` is the run seed: random initialisation derives from it.
-    fn build(&self, vocab_size: usize, device: &Device, seed: u64)
-    -> anyhow::Result<Box<dyn Policy>>;
+    fn build(
+        &self,
+        vocab_size: usize,
+        device: &Device,
+        seed: u64,
+    ) -> anyhow::Result<Box<dyn Policy>>;
 }
 
 /// Judges a response text against a problem.

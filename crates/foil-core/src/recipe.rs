@@ -71,7 +71,9 @@ impl Recipe {
         if recipe.stages.is_empty() {
             let (line, col) = locate_key(&text, "stages").unwrap_or((1, 1));
             return Err(FoilError::Recipe {
-                message: format!("{source}:{line}:{col}: field `stages`: a recipe needs at least one stage"),
+                message: format!(
+                    "{source}:{line}:{col}: field `stages`: a recipe needs at least one stage"
+                ),
             });
         }
         Ok(recipe)
@@ -84,7 +86,10 @@ impl Recipe {
 }
 
 /// Deserialises `text` as `T`, turning any failure into a located [`FoilError::Recipe`].
-pub fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T, FoilError> {
+pub fn parse_located<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source: &str,
+) -> Result<T, FoilError> {
     let mut path = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
@@ -95,7 +100,10 @@ pub fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source: &str) -
     result.map_err(|e| {
         let (raw, inner_at) = innermost_message(&e);
         let (line, col) = inner_at
-            .or_else(|| e.location().map(|l| (l.line() as usize, l.column() as usize)))
+            .or_else(|| {
+                e.location()
+                    .map(|l| (l.line() as usize, l.column() as usize))
+            })
             .unwrap_or((1, 1));
         let path = path.trim_end_matches(".?").trim_end_matches('?');
         let mut message = format!("{source}:{line}:{col}: ");
@@ -167,7 +175,10 @@ fn suggestion(message: &str) -> Option<String> {
     } else {
         Some(format!(
             "did you mean {}? (`foil list` shows every registered name)",
-            near.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or ")
+            near.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
         ))
     }
 }
@@ -190,14 +201,21 @@ fn snippet(text: &str, line: usize, col: usize) -> Option<String> {
 /// Line and column (1-based) of the first `key:` in `text`.
 fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines().enumerate().find_map(|(i, l)| {
-        let t = l.trim_start().trim_start_matches("- ").trim_start_matches('{');
+        let t = l
+            .trim_start()
+            .trim_start_matches("- ")
+            .trim_start_matches('{');
         t.starts_with(&format!("{key}:"))
             .then(|| (i + 1, l.find(key).unwrap_or(0) + 1))
     })
 }
 
 /// Applies `a.b.0.c=value` overrides to the YAML tree and renders it back to YAML.
-pub fn apply_overrides(text: &str, source: &str, overrides: &[String]) -> Result<String, FoilError> {
+pub fn apply_overrides(
+    text: &str,
+    source: &str,
+    overrides: &[String],
+) -> Result<String, FoilError> {
     let mut tree: Value = parse_located(text, source)?;
     for o in overrides {
         let bad = |why: String| FoilError::Recipe {
@@ -217,9 +235,9 @@ pub fn apply_overrides(text: &str, source: &str, overrides: &[String]) -> Result
                         .parse()
                         .map_err(|_| bad(format!("`{key}` is not an index into a list")))?;
                     let len = items.len();
-                    items
-                        .get_mut(i)
-                        .ok_or_else(|| bad(format!("index {i} out of range (the list has {len})")))?
+                    items.get_mut(i).ok_or_else(|| {
+                        bad(format!("index {i} out of range (the list has {len})"))
+                    })?
                 }
                 Value::Object(map) => {
                     if last || map.contains_key(*key) {
@@ -230,7 +248,9 @@ pub fn apply_overrides(text: &str, source: &str, overrides: &[String]) -> Result
                         return Err(bad(format!(
                             "no field `{key}` here; it has {}{}",
                             keys.join(", "),
-                            near.first().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default()
+                            near.first()
+                                .map(|n| format!(" (did you mean `{n}`?)"))
+                                .unwrap_or_default()
                         )));
                     }
                 }

@@ -12,8 +12,8 @@ use crate::checkpoint::{self, EvalRecord, RunState};
 use crate::error::FoilError;
 use crate::metrics::MetricsLog;
 use crate::parts::{PolicyConfig, TaskData};
-use crate::policy::{InferenceModel, OptimizerConfig};
 use crate::policy::Policy;
+use crate::policy::{InferenceModel, OptimizerConfig};
 
 /// Shared state of a run.
 pub struct RunContext {
@@ -77,7 +77,9 @@ impl RunContext {
         self.steps_run += 1;
         let stopping = self.stop_after.is_some_and(|s| self.steps_run >= s);
         self.stopped = stopping;
-        if (self.checkpoint_every > 0 && (step + 1).is_multiple_of(self.checkpoint_every)) || stopping {
+        if (self.checkpoint_every > 0 && (step + 1).is_multiple_of(self.checkpoint_every))
+            || stopping
+        {
             self.checkpoint(self.stage, step + 1)?;
         }
         Ok(stopping)
@@ -85,7 +87,11 @@ impl RunContext {
 
     /// Starts a stage's optimizer: fresh at `start_step == 0`, otherwise with the state
     /// saved in the checkpoint being resumed.
-    pub fn prepare_optimizer(&mut self, config: &OptimizerConfig, start_step: usize) -> anyhow::Result<()> {
+    pub fn prepare_optimizer(
+        &mut self,
+        config: &OptimizerConfig,
+        start_step: usize,
+    ) -> anyhow::Result<()> {
         self.policy.reset_optimizer(config);
         if start_step > 0
             && let Some(dir) = self.resume_dir.take()
@@ -97,16 +103,23 @@ impl RunContext {
 
     /// A frozen copy of the policy as it was when the current stage started: the live
     /// weights at step 0, or the stage's first checkpoint when resuming mid-stage.
-    pub fn stage_start_snapshot(&self, start_step: usize) -> anyhow::Result<Box<dyn InferenceModel>> {
+    pub fn stage_start_snapshot(
+        &self,
+        start_step: usize,
+    ) -> anyhow::Result<Box<dyn InferenceModel>> {
         if start_step == 0 {
             return Ok(self.policy.inference());
         }
         let dir = checkpoint::stage_start(&self.dir, self.stage);
-        let mut p = self
-            .policy_config
-            .build(self.task.tokenizer.vocab_size(), &self.device, self.seed)?;
-        p.load(&dir)
-            .map_err(|e| e.context(format!("rebuilding the stage-start reference from {}", dir.display())))?;
+        let mut p =
+            self.policy_config
+                .build(self.task.tokenizer.vocab_size(), &self.device, self.seed)?;
+        p.load(&dir).map_err(|e| {
+            e.context(format!(
+                "rebuilding the stage-start reference from {}",
+                dir.display()
+            ))
+        })?;
         Ok(p.inference())
     }
 
@@ -135,7 +148,13 @@ impl RunContext {
             last_checkpoint: self
                 .last_checkpoint
                 .as_ref()
-                .map(|p| format!("{} (resume with --resume {})", p.display(), self.dir.display()))
+                .map(|p| {
+                    format!(
+                        "{} (resume with --resume {})",
+                        p.display(),
+                        self.dir.display()
+                    )
+                })
                 .unwrap_or_else(|| "none (the run had not written one yet)".into()),
         }
         .into()

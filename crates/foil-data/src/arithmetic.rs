@@ -99,7 +99,12 @@ pub fn shortcut(operands: &[i64], ops: &[char], m: i64) -> String {
 
 /// The step-by-step solution text of a problem, with an optional corrupted step
 /// (`corrupt = Some((step, delta))` adds `delta` to that step's result).
-pub fn solve(operands: &[i64], ops: &[char], m: i64, corrupt: Option<(usize, i64)>) -> (String, i64) {
+pub fn solve(
+    operands: &[i64],
+    ops: &[char],
+    m: i64,
+    corrupt: Option<(usize, i64)>,
+) -> (String, i64) {
     let mut v = operands[0];
     let mut steps = Vec::new();
     for (i, (&op, &x)) in ops.iter().zip(&operands[1..]).enumerate() {
@@ -118,7 +123,10 @@ pub fn solve(operands: &[i64], ops: &[char], m: i64, corrupt: Option<(usize, i64
 
 impl Arithmetic {
     fn validate(&self) -> anyhow::Result<()> {
-        ensure!(self.min_operands >= 2, "arithmetic: min_operands must be at least 2");
+        ensure!(
+            self.min_operands >= 2,
+            "arithmetic: min_operands must be at least 2"
+        );
         ensure!(
             self.max_operands >= self.min_operands,
             "arithmetic: max_operands ({}) is below min_operands ({})",
@@ -126,7 +134,10 @@ impl Arithmetic {
             self.min_operands
         );
         ensure!(self.modulus >= 2, "arithmetic: modulus must be at least 2");
-        ensure!(self.max_operand >= 0, "arithmetic: max_operand must be non-negative");
+        ensure!(
+            self.max_operand >= 0,
+            "arithmetic: max_operand must be non-negative"
+        );
         ensure!(
             !self.ops.is_empty() && self.ops.chars().all(|c| "+-*".contains(c)),
             "arithmetic: ops must be a non-empty subset of \"+-*\", got {:?}",
@@ -160,7 +171,9 @@ impl Task for Arithmetic {
                  raise max_operand or max_operands"
             );
             let k = r.random_range(self.min_operands..=self.max_operands);
-            let xs: Vec<i64> = (0..k).map(|_| r.random_range(0..=self.max_operand)).collect();
+            let xs: Vec<i64> = (0..k)
+                .map(|_| r.random_range(0..=self.max_operand))
+                .collect();
             let os: Vec<char> = (1..k).map(|_| ops[r.random_range(0..ops.len())]).collect();
             let mut prompt = format!("Q:{}", xs[0]);
             for (o, x) in os.iter().zip(&xs[1..]) {
@@ -184,7 +197,14 @@ impl Task for Arithmetic {
             };
             let split = if is_train { "train" } else { "test" };
             problems.push(Problem {
-                id: format!("{split}-{:05}", if is_train { problems.len() } else { problems.len() - self.train }),
+                id: format!(
+                    "{split}-{:05}",
+                    if is_train {
+                        problems.len()
+                    } else {
+                        problems.len() - self.train
+                    }
+                ),
                 prompt,
                 solution,
                 answer: answer.to_string(),
@@ -232,7 +252,11 @@ mod tests {
 
     #[test]
     fn split_is_seeded_disjoint_and_sized() {
-        let t = Arithmetic { train: 300, test: 50, ..Default::default() };
+        let t = Arithmetic {
+            train: 300,
+            test: 50,
+            ..Default::default()
+        };
         let a = t.build(1).unwrap();
         let b = t.build(1).unwrap();
         let c = t.build(2).unwrap();
@@ -249,7 +273,12 @@ mod tests {
 
     #[test]
     fn demo_error_rate_corrupts_that_share_of_demonstrations() {
-        let t = Arithmetic { train: 1000, test: 10, demo_error_rate: 0.3, ..Default::default() };
+        let t = Arithmetic {
+            train: 1000,
+            test: 10,
+            demo_error_rate: 0.3,
+            ..Default::default()
+        };
         let d = t.build(5).unwrap();
         let wrong = d
             .train
@@ -262,7 +291,12 @@ mod tests {
 
     #[test]
     fn shortcut_rate_shortens_that_share_of_demonstrations() {
-        let t = Arithmetic { train: 1000, test: 10, demo_shortcut_rate: 0.5, ..Default::default() };
+        let t = Arithmetic {
+            train: 1000,
+            test: 10,
+            demo_shortcut_rate: 0.5,
+            ..Default::default()
+        };
         let d = t.build(6).unwrap();
         let short = d
             .train
@@ -271,12 +305,23 @@ mod tests {
             .count();
         // Binomial(1000, 0.5): mean 500, sd ≈ 16
         assert!((430..=570).contains(&short), "{short}");
-        assert!(d.test.iter().all(|p| p.solution.ends_with(&format!("A:{}", p.answer))));
+        assert!(
+            d.test
+                .iter()
+                .all(|p| p.solution.ends_with(&format!("A:{}", p.answer)))
+        );
     }
 
     #[test]
     fn impossible_knobs_are_an_error_not_a_hang() {
-        let t = Arithmetic { max_operand: 1, max_operands: 2, ops: "+".into(), train: 10, test: 10, ..Default::default() };
+        let t = Arithmetic {
+            max_operand: 1,
+            max_operands: 2,
+            ops: "+".into(),
+            train: 10,
+            test: 10,
+            ..Default::default()
+        };
         assert!(t.build(0).unwrap_err().to_string().contains("cannot draw"));
     }
 }

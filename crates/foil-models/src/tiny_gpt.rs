@@ -17,9 +17,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use burn::module::{AutodiffModule, Module};
-use burn::nn::{
-    Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig,
-};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
@@ -27,9 +25,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use foil_core::backend::{
-    B as FB, Device, inner_device, materialize, train_device, with_seed,
-};
+use foil_core::backend::{B as FB, Device, inner_device, materialize, train_device, with_seed};
 use foil_core::batch::SeqInput;
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
@@ -74,14 +70,22 @@ register_part!(
 
 #[typetag::serde(name = "tiny_gpt")]
 impl PolicyConfig for TinyGpt {
-    fn build(&self, vocab_size: usize, device: &Device, seed: u64) -> anyhow::Result<Box<dyn Policy>> {
+    fn build(
+        &self,
+        vocab_size: usize,
+        device: &Device,
+        seed: u64,
+    ) -> anyhow::Result<Box<dyn Policy>> {
         anyhow::ensure!(
-            self.heads > 0 && self.d_model % self.heads == 0,
+            self.heads > 0 && self.d_model.is_multiple_of(self.heads),
             "tiny_gpt: heads ({}) must divide d_model ({})",
             self.heads,
             self.d_model
         );
-        anyhow::ensure!(self.layers > 0 && self.context > 1, "tiny_gpt: layers and context must be positive");
+        anyhow::ensure!(
+            self.layers > 0 && self.context > 1,
+            "tiny_gpt: layers and context must be positive"
+        );
         let train = train_device(device);
         let init = foil_core::rng::derive(seed, &[0x1417, self.init_seed]);
         let model = with_seed(&train, init, || {
@@ -203,8 +207,8 @@ fn full_bias<B: Backend>(input_valid: Tensor<B, 2>, device: &B::Device) -> Tenso
     let causal: Vec<f32> = (0..t * t)
         .map(|ij| if ij % t > ij / t { -1e9 } else { 0.0 })
         .collect();
-    let causal = Tensor::<B, 2>::from_data(TensorData::new(causal, [t, t]), device)
-        .reshape([1, 1, t, t]);
+    let causal =
+        Tensor::<B, 2>::from_data(TensorData::new(causal, [t, t]), device).reshape([1, 1, t, t]);
     causal + key_bias(input_valid).reshape([n, 1, 1, t])
 }
 
@@ -302,8 +306,11 @@ const OPTIMIZER: &str = "optimizer";
 
 impl Policy for TinyGptPolicy {
     fn forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
-        self.model()
-            .forward(input.tokens.clone(), input.positions.clone(), input.key_valid.clone())
+        self.model().forward(
+            input.tokens.clone(),
+            input.positions.clone(),
+            input.key_valid.clone(),
+        )
     }
 
     fn step(&mut self, loss: Tensor<FB, 1>, lr: f64) -> anyhow::Result<()> {
@@ -340,8 +347,12 @@ impl Policy for TinyGptPolicy {
 
     fn save(&self, dir: &Path) -> anyhow::Result<()> {
         let rec = BinFileRecorder::<FullPrecisionSettings>::new();
-        Recorder::<FB>::record(&rec, Module::<FB>::into_record(self.model().clone()), dir.join(WEIGHTS))
-            .context("saving tiny_gpt weights")?;
+        Recorder::<FB>::record(
+            &rec,
+            Module::<FB>::into_record(self.model().clone()),
+            dir.join(WEIGHTS),
+        )
+        .context("saving tiny_gpt weights")?;
         Recorder::<FB>::record(&rec, self.optim.to_record(), dir.join(OPTIMIZER))
             .context("saving optimizer state")?;
         Ok(())
@@ -356,7 +367,8 @@ impl Policy for TinyGptPolicy {
         // optimizer moments live on the inner (non-autodiff) device
         let state = Recorder::<FB>::load(&rec, dir.join(OPTIMIZER), &inner_device(&self.device))
             .with_context(|| format!("loading optimizer state from {}", dir.display()))?;
-        self.optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init()).load_record(state);
+        self.optim =
+            std::mem::replace(&mut self.optim, AdamWConfig::new().init()).load_record(state);
         Ok(())
     }
 
@@ -377,8 +389,11 @@ struct GptInference {
 
 impl InferenceModel for GptInference {
     fn forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
-        self.model
-            .forward(input.tokens.clone(), input.positions.clone(), input.key_valid.clone())
+        self.model.forward(
+            input.tokens.clone(),
+            input.positions.clone(),
+            input.key_valid.clone(),
+        )
     }
 
     fn prefill(&self, input: &SeqInput) -> (Tensor<FB, 2>, DecodeCache) {
@@ -443,10 +458,7 @@ mod tests {
         let mut decoded = vec![to_vec(logits.clone())];
         for step in 0..3 {
             let toks: Vec<i64> = continuation.iter().map(|c| c[step] as i64).collect();
-            let pos: Vec<i64> = prompts
-                .iter()
-                .map(|p| (p.len() + step) as i64)
-                .collect();
+            let pos: Vec<i64> = prompts.iter().map(|p| (p.len() + step) as i64).collect();
             let tt = Tensor::from_data(TensorData::new(toks, [2, 1]), &device);
             let pp = Tensor::from_data(TensorData::new(pos, [2, 1]), &device);
             logits = model.decode(&mut cache, tt, pp);
@@ -487,10 +499,12 @@ mod tests {
     fn padding_does_not_change_a_rows_logits() {
         let device = parse_device("cpu").unwrap();
         let model = small().build(11, &device, 0).unwrap().inference();
-        let alone = to_vec(model.forward(&SeqBatch::left_padded(&[vec![5, 6]], 0).to_input(&device)));
-        let padded = to_vec(
-            model.forward(&SeqBatch::left_padded(&[vec![1, 2, 3, 4], vec![5, 6]], 0).to_input(&device)),
-        );
+        let alone =
+            to_vec(model.forward(&SeqBatch::left_padded(&[vec![5, 6]], 0).to_input(&device)));
+        let padded =
+            to_vec(model.forward(
+                &SeqBatch::left_padded(&[vec![1, 2, 3, 4], vec![5, 6]], 0).to_input(&device),
+            ));
         // row 1 of the padded batch, last two columns == the lone row
         let got = &padded[(4 + 2) * 11..(4 + 4) * 11];
         for (a, b) in alone.iter().zip(got) {
@@ -502,7 +516,12 @@ mod tests {
     fn save_then_load_restores_identical_outputs() {
         let device = parse_device("cpu").unwrap();
         let a = small().build(11, &device, 0).unwrap();
-        let mut b = TinyGpt { init_seed: 99, ..small() }.build(11, &device, 0).unwrap();
+        let mut b = TinyGpt {
+            init_seed: 99,
+            ..small()
+        }
+        .build(11, &device, 0)
+        .unwrap();
         let input = SeqBatch::left_padded(&[vec![1, 2, 3]], 0).to_input(&train_device(&device));
         assert_ne!(to_vec(a.forward(&input)), to_vec(b.forward(&input)));
         let dir = tempfile::tempdir().unwrap();

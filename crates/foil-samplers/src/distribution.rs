@@ -132,7 +132,13 @@ mod tests {
     #[test]
     fn temperature_sharpens() {
         // logits ln(0.5), ln(0.25), ln(0.25); T = 0.5 squares: 0.25, 0.0625, 0.0625 → /0.375
-        let p = probabilities(&ln(&[0.5, 0.25, 0.25]), &Truncation { temperature: 0.5, ..OFF });
+        let p = probabilities(
+            &ln(&[0.5, 0.25, 0.25]),
+            &Truncation {
+                temperature: 0.5,
+                ..OFF
+            },
+        );
         close(&p, &[0.25 / 0.375, 0.0625 / 0.375, 0.0625 / 0.375]);
     }
 
@@ -140,9 +146,15 @@ mod tests {
     fn top_k_top_p_min_p() {
         let z = ln(&[0.5, 0.3, 0.15, 0.05]);
         // top-k 2 keeps 0.5, 0.3 → 0.625, 0.375
-        close(&probabilities(&z, &Truncation { top_k: 2, ..OFF }), &[0.625, 0.375, 0.0, 0.0]);
+        close(
+            &probabilities(&z, &Truncation { top_k: 2, ..OFF }),
+            &[0.625, 0.375, 0.0, 0.0],
+        );
         // top-p 0.7: 0.5 (< 0.7, keep), 0.5+0.3 = 0.8 ≥ 0.7 stop → keeps 2 tokens
-        close(&probabilities(&z, &Truncation { top_p: 0.7, ..OFF }), &[0.625, 0.375, 0.0, 0.0]);
+        close(
+            &probabilities(&z, &Truncation { top_p: 0.7, ..OFF }),
+            &[0.625, 0.375, 0.0, 0.0],
+        );
         // min-p 0.2: threshold 0.1 → keeps 0.5, 0.3, 0.15 → /0.95
         close(
             &probabilities(&z, &Truncation { min_p: 0.2, ..OFF }),
@@ -152,7 +164,13 @@ mod tests {
 
     #[test]
     fn greedy_is_argmax() {
-        let p = probabilities(&[0.1, 2.0, 2.0, -1.0], &Truncation { temperature: 0.0, ..OFF });
+        let p = probabilities(
+            &[0.1, 2.0, 2.0, -1.0],
+            &Truncation {
+                temperature: 0.0,
+                ..OFF
+            },
+        );
         assert_eq!(p, vec![0.0, 1.0, 0.0, 0.0]);
     }
 

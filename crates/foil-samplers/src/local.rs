@@ -133,10 +133,7 @@ impl Local {
             if done.iter().all(|&d| d) || step + 1 == budget {
                 break;
             }
-            let positions: Vec<i64> = prompts
-                .iter()
-                .map(|p| (p.len() + step) as i64)
-                .collect();
+            let positions: Vec<i64> = prompts.iter().map(|p| (p.len() + step) as i64).collect();
             logits = model.decode(
                 &mut cache,
                 Tensor::from_data(TensorData::new(next, [rows, 1]), &device),
@@ -160,7 +157,10 @@ impl Sampler for Local {
         seed: u64,
     ) -> anyhow::Result<Vec<Group>> {
         anyhow::ensure!(self.n > 0, "local sampler: n must be at least 1");
-        anyhow::ensure!(self.max_tokens > 0, "local sampler: max_tokens must be at least 1");
+        anyhow::ensure!(
+            self.max_tokens > 0,
+            "local sampler: max_tokens must be at least 1"
+        );
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut prompts = Vec::with_capacity(problems.len() * self.n);
         for p in problems {
@@ -168,7 +168,11 @@ impl Sampler for Local {
             anyhow::ensure!(!ids.is_empty(), "problem {} has an empty prompt", p.id);
             prompts.extend(std::iter::repeat_n(ids, self.n));
         }
-        let chunk = if self.batch_rows == 0 { prompts.len().max(1) } else { self.batch_rows };
+        let chunk = if self.batch_rows == 0 {
+            prompts.len().max(1)
+        } else {
+            self.batch_rows
+        };
         let mut completions = Vec::with_capacity(prompts.len());
         for rows in prompts.chunks(chunk) {
             completions.extend(self.generate_rows(model, tokenizer, rows, &mut rng)?);
@@ -201,9 +205,22 @@ mod tests {
     use foil_models::TinyGpt;
 
     fn setup() -> (Box<dyn InferenceModel>, foil_core::TaskData) {
-        let task = Arithmetic { train: 4, test: 2, ..Default::default() }.build(0).unwrap();
+        let task = Arithmetic {
+            train: 4,
+            test: 2,
+            ..Default::default()
+        }
+        .build(0)
+        .unwrap();
         let device = parse_device("cpu").unwrap();
-        let gpt = TinyGpt { d_model: 32, layers: 1, heads: 2, context: 40, mlp_ratio: 2, init_seed: 1 };
+        let gpt = TinyGpt {
+            d_model: 32,
+            layers: 1,
+            heads: 2,
+            context: 40,
+            mlp_ratio: 2,
+            init_seed: 1,
+        };
         let policy = gpt.build(task.tokenizer.vocab_size(), &device, 0).unwrap();
         (policy.inference(), task)
     }
@@ -211,15 +228,29 @@ mod tests {
     #[test]
     fn same_seed_same_completions_and_n_per_prompt() {
         let (model, task) = setup();
-        let s = Local { n: 3, max_tokens: 10, ..Default::default() };
-        let a = s.sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 5).unwrap();
-        let b = s.sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 5).unwrap();
-        let c = s.sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 6).unwrap();
+        let s = Local {
+            n: 3,
+            max_tokens: 10,
+            ..Default::default()
+        };
+        let a = s
+            .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 5)
+            .unwrap();
+        let b = s
+            .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 5)
+            .unwrap();
+        let c = s
+            .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 6)
+            .unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), 4);
         assert!(a.iter().all(|g| g.completions.len() == 3));
-        assert!(a.iter().flat_map(|g| &g.completions).all(|c| c.tokens.len() <= 10));
+        assert!(
+            a.iter()
+                .flat_map(|g| &g.completions)
+                .all(|c| c.tokens.len() <= 10)
+        );
     }
 
     #[test]
@@ -228,8 +259,14 @@ mod tests {
         // is the log-softmax of the model's logits over every id but padding, which a full
         // forward pass over prompt + completion recomputes.
         let (model, task) = setup();
-        let s = Local { n: 2, max_tokens: 8, ..Default::default() };
-        let groups = s.sample(model.as_ref(), task.tokenizer.as_ref(), &task.train[..2], 1).unwrap();
+        let s = Local {
+            n: 2,
+            max_tokens: 8,
+            ..Default::default()
+        };
+        let groups = s
+            .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train[..2], 1)
+            .unwrap();
         let prompts: Vec<Vec<u32>> = groups
             .iter()
             .flat_map(|g| {
@@ -255,7 +292,10 @@ mod tests {
                 let m = z[1..].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let lse = m + z[1..].iter().map(|x| (x - m).exp()).sum::<f32>().ln();
                 let got = z[tok as usize] - lse;
-                assert!((got - want).abs() < 1e-4, "row {i} token {k}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "row {i} token {k}: {got} vs {want}"
+                );
                 checked += 1;
             }
         }
@@ -267,9 +307,19 @@ mod tests {
         let (model, task) = setup();
         // every character is a possible stop string, so each completion stops after
         // its first non-EOS token
-        let stop: Vec<String> = foil_data::arithmetic::ALPHABET.chars().map(String::from).collect();
-        let s = Local { n: 4, max_tokens: 10, stop, ..Default::default() };
-        let groups = s.sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 2).unwrap();
+        let stop: Vec<String> = foil_data::arithmetic::ALPHABET
+            .chars()
+            .map(String::from)
+            .collect();
+        let s = Local {
+            n: 4,
+            max_tokens: 10,
+            stop,
+            ..Default::default()
+        };
+        let groups = s
+            .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 2)
+            .unwrap();
         for c in groups.iter().flat_map(|g| &g.completions) {
             assert_eq!(c.tokens.len(), 1, "{c:?}");
             assert!(matches!(c.finish, Finish::Stop | Finish::Eos));

@@ -66,7 +66,11 @@ mod tests {
             },
             verdicts: rewards
                 .iter()
-                .map(|&r| Verdict { reward: r, correct: r > 0.5, step_rewards: vec![] })
+                .map(|&r| Verdict {
+                    reward: r,
+                    correct: r > 0.5,
+                    step_rewards: vec![],
+                })
                 .collect(),
         }
     }

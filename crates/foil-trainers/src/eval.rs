@@ -68,11 +68,22 @@ impl Stage for Eval {
         let problems = match self.split.as_str() {
             "test" => &ctx.task.test,
             "train" => &ctx.task.train,
-            other => anyhow::bail!("eval `{}`: split must be `test` or `train`, got `{other}`", self.label),
+            other => anyhow::bail!(
+                "eval `{}`: split must be `test` or `train`, got `{other}`",
+                self.label
+            ),
         };
-        let take = if self.limit == 0 { problems.len() } else { self.limit.min(problems.len()) };
+        let take = if self.limit == 0 {
+            problems.len()
+        } else {
+            self.limit.min(problems.len())
+        };
         let problems = problems[..take].to_vec();
-        anyhow::ensure!(!problems.is_empty(), "eval `{}`: no problems to evaluate", self.label);
+        anyhow::ensure!(
+            !problems.is_empty(),
+            "eval `{}`: no problems to evaluate",
+            self.label
+        );
         let model = ctx.policy.inference();
         let tok = ctx.task.tokenizer.clone();
         let bar = ctx.bar(problems.len(), &format!("eval {}", self.label));
@@ -80,15 +91,20 @@ impl Stage for Eval {
         let (mut reward, mut correct, mut length, mut samples) = (0.0, 0.0, 0.0, 0.0);
         for (c, chunk) in problems.chunks(self.chunk.max(1)).enumerate() {
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, 0xE7A1, c as u64]);
-            let groups = self.sampler.sample(model.as_ref(), tok.as_ref(), chunk, seed)?;
+            let groups = self
+                .sampler
+                .sample(model.as_ref(), tok.as_ref(), chunk, seed)?;
             for g in &groups {
                 let verdicts: Vec<_> = g
                     .completions
                     .iter()
                     .map(|c| self.verifier.verify(&g.problem, &c.text))
                     .collect();
-                let answers: Vec<Option<String>> =
-                    g.completions.iter().map(|c| self.verifier.extract(&c.text)).collect();
+                let answers: Vec<Option<String>> = g
+                    .completions
+                    .iter()
+                    .map(|c| self.verifier.extract(&c.text))
+                    .collect();
                 let answers: Vec<Option<&str>> = answers.iter().map(|a| a.as_deref()).collect();
                 let nc = verdicts.iter().filter(|v| v.correct).count();
                 for (i, &k) in self.k.iter().enumerate() {

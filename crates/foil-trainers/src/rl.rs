@@ -100,7 +100,12 @@ impl Rl {
     ) -> anyhow::Result<Vec<ScoredGroup>> {
         let model = ctx.policy.inference();
         let tok = ctx.task.tokenizer.clone();
-        let rounds = self.filters.iter().map(|f| f.max_rounds()).max().unwrap_or(1);
+        let rounds = self
+            .filters
+            .iter()
+            .map(|f| f.max_rounds())
+            .max()
+            .unwrap_or(1);
         let refill = self.filters.iter().any(|f| f.refill());
         let mut kept = Vec::new();
         for round in 0..rounds {
@@ -115,7 +120,9 @@ impl Rl {
                 .map(|i| ctx.task.train[i].clone())
                 .collect();
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, step as u64, round as u64, 1]);
-            let groups = self.sampler.sample(model.as_ref(), tok.as_ref(), &problems, seed)?;
+            let groups = self
+                .sampler
+                .sample(model.as_ref(), tok.as_ref(), &problems, seed)?;
             for g in groups {
                 let verdicts: Vec<_> = g
                     .completions
@@ -150,8 +157,14 @@ impl Stage for Rl {
     }
 
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
-        anyhow::ensure!(self.prompts_per_step > 0, "rl: prompts_per_step must be at least 1");
-        anyhow::ensure!(self.ppo_epochs > 0 && self.mini_batches > 0, "rl: ppo_epochs and mini_batches must be at least 1");
+        anyhow::ensure!(
+            self.prompts_per_step > 0,
+            "rl: prompts_per_step must be at least 1"
+        );
+        anyhow::ensure!(
+            self.ppo_epochs > 0 && self.mini_batches > 0,
+            "rl: ppo_epochs and mini_batches must be at least 1"
+        );
         ctx.prepare_optimizer(&self.optimizer, start_step)?;
         let reference = if self.objective.needs_reference() {
             Some(ctx.stage_start_snapshot(start_step)?)
@@ -187,9 +200,15 @@ impl Stage for Rl {
                     }
                 }
                 let mut order: Vec<usize> = (0..rows.len()).collect();
-                order.shuffle(&mut rng::rng(ctx.seed, &[ctx.stage as u64, step as u64, 0xB47C]));
+                order.shuffle(&mut rng::rng(
+                    ctx.seed,
+                    &[ctx.stage as u64, step as u64, 0xB47C],
+                ));
                 let per = rows.len().div_ceil(self.mini_batches);
-                let old_model = self.objective.needs_old_logprobs().then(|| ctx.policy.inference());
+                let old_model = self
+                    .objective
+                    .needs_old_logprobs()
+                    .then(|| ctx.policy.inference());
                 let mut batches = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();

@@ -115,7 +115,13 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
     let (start_stage, start_step, evals, metrics_lines, resume_dir) = match &resume {
         Some((ckpt, state)) => {
             policy.load(ckpt)?;
-            (state.stage, state.step, state.evals.clone(), state.metrics_lines, Some(ckpt.clone()))
+            (
+                state.stage,
+                state.step,
+                state.evals.clone(),
+                state.metrics_lines,
+                Some(ckpt.clone()),
+            )
         }
         None => (0, 0, Vec::new(), 0, None),
     };

@@ -55,7 +55,10 @@ impl Stage for Sft {
 
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
         anyhow::ensure!(self.batch > 0, "sft: batch must be at least 1");
-        anyhow::ensure!(!ctx.task.train.is_empty(), "sft: the task has no training problems");
+        anyhow::ensure!(
+            !ctx.task.train.is_empty(),
+            "sft: the task has no training problems"
+        );
         ctx.prepare_optimizer(&self.optimizer, start_step)?;
         let tok = ctx.task.tokenizer.clone();
         let encoded: Vec<(Vec<u32>, Vec<u32>)> = ctx
@@ -76,7 +79,13 @@ impl Stage for Sft {
             let k = self.batch.min(encoded.len());
             let rows: Vec<(&[u32], &[u32], Vec<f32>)> = sample(&mut r, encoded.len(), k)
                 .into_iter()
-                .map(|i| (encoded[i].0.as_slice(), encoded[i].1.as_slice(), vec![1.0; encoded[i].1.len()]))
+                .map(|i| {
+                    (
+                        encoded[i].0.as_slice(),
+                        encoded[i].1.as_slice(),
+                        vec![1.0; encoded[i].1.len()],
+                    )
+                })
                 .collect();
             let host = HostPolicyBatch::new(&rows, tok.pad_id());
             let batch = host.to_device(&train_device, 0);
@@ -85,7 +94,10 @@ impl Stage for Sft {
             bar.inc(1);
             if step % self.log_every.max(1) == 0 || step + 1 == self.steps {
                 bar.set_prefix(format!("loss {:.4}", metrics[0].1));
-                let mut m: Vec<(String, f64)> = metrics.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+                let mut m: Vec<(String, f64)> = metrics
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v as f64))
+                    .collect();
                 m.push(("lr".into(), lr));
                 ctx.log(step, &m)?;
             }

@@ -31,7 +31,9 @@ pub fn objective_step(
     lr: f64,
 ) -> anyhow::Result<Vec<(String, f32)>> {
     let logits = ctx.policy.forward(&batch.input);
-    let entropy = objective.needs_entropy().then(|| token_entropy(logits.clone()));
+    let entropy = objective
+        .needs_entropy()
+        .then(|| token_entropy(logits.clone()));
     let logprobs = token_logprobs(logits, batch.targets.clone());
     let loss = objective.loss(batch, &PolicyOutput { logprobs, entropy })?;
     let value = to_vec(loss.value.clone())[0];

@@ -8,7 +8,11 @@ use foil_core::recipe::Recipe;
 use foil_trainers::{RunOptions, run};
 
 #[derive(Parser)]
-#[command(name = "foil", version, about = "Fine-tune language models with RL and preference objectives that learn from negatives")]
+#[command(
+    name = "foil",
+    version,
+    about = "Fine-tune language models with RL and preference objectives that learn from negatives"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,7 +101,10 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Command::List => {
             print!("{}", foil_core::registry::listing());
-            println!("\nDevices\n  {}", foil_core::backend::device_names().join(", "));
+            println!(
+                "\nDevices\n  {}",
+                foil_core::backend::device_names().join(", ")
+            );
             Ok(())
         }
     };

@@ -58,25 +58,78 @@ fn same_seed_same_metrics_and_resume_matches_an_uninterrupted_run() {
 
     // stop in the middle of the rl stage (40 sft steps + 1 eval + 2 rl steps), then resume
     let c_dir = tmp.path().join("c");
-    let stopped = run(Some(&recipe), &RunOptions { stop_after: Some(43), ..opts(&c_dir) }).unwrap();
+    let stopped = run(
+        Some(&recipe),
+        &RunOptions {
+            stop_after: Some(43),
+            ..opts(&c_dir)
+        },
+    )
+    .unwrap();
     assert!(!stopped.finished);
     assert_eq!(stopped.evals.len(), 1);
-    let resumed = run(None, &RunOptions { resume: Some(c_dir.clone()), ..Default::default() }).unwrap();
+    let resumed = run(
+        None,
+        &RunOptions {
+            resume: Some(c_dir.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(resumed.finished);
     assert_eq!(metrics(&c_dir), metrics(&a.dir));
     assert_eq!(resumed.evals, a.evals);
     assert!(c_dir.join("eval.md").exists());
+
+    // stop inside the sft stage (between its checkpoints), resume twice
+    let d_dir = tmp.path().join("d");
+    let first = run(
+        Some(&recipe),
+        &RunOptions {
+            stop_after: Some(13),
+            ..opts(&d_dir)
+        },
+    )
+    .unwrap();
+    assert!(!first.finished);
+    let second = run(
+        None,
+        &RunOptions {
+            resume: Some(d_dir.clone()),
+            stop_after: Some(30),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!second.finished);
+    let last = run(
+        None,
+        &RunOptions {
+            resume: Some(d_dir.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(last.finished);
+    assert_eq!(metrics(&d_dir), metrics(&a.dir));
+    assert_eq!(last.evals, a.evals);
 }
 
 #[test]
 fn nan_loss_is_a_clear_error_and_leaves_the_last_checkpoint_whole() {
     foil::link_all();
     let tmp = tempfile::tempdir().unwrap();
-    let text = TINY.replace("        - {type: kl, coef: 0.1}", "        - {type: nll, coef: .nan}");
+    let text = TINY.replace(
+        "        - {type: kl, coef: 0.1}",
+        "        - {type: nll, coef: .nan}",
+    );
     let recipe = write_recipe(tmp.path(), &text);
     let dir = tmp.path().join("nan");
     let e = format!("{:#}", run(Some(&recipe), &opts(&dir)).unwrap_err());
-    assert!(e.contains("non-finite loss (NaN) at stage 2 `rl`, step 0"), "{e}");
+    assert!(
+        e.contains("non-finite loss (NaN) at stage 2 `rl`, step 0"),
+        "{e}"
+    );
     assert!(e.contains("stage2-step000000"), "{e}");
     let ckpts = dir.join("checkpoints");
     let names: Vec<String> = std::fs::read_dir(&ckpts)
@@ -93,8 +146,14 @@ fn nan_loss_is_a_clear_error_and_leaves_the_last_checkpoint_whole() {
 fn resuming_a_directory_without_a_run_is_a_clear_error() {
     foil::link_all();
     let tmp = tempfile::tempdir().unwrap();
-    let e = run(None, &RunOptions { resume: Some(tmp.path().to_path_buf()), ..Default::default() })
-        .unwrap_err()
-        .to_string();
+    let e = run(
+        None,
+        &RunOptions {
+            resume: Some(tmp.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("has no recipe.yaml"), "{e}");
 }

@@ -52,7 +52,10 @@ fn unknown_field_is_rejected_with_its_line() {
 fn wrong_type_names_the_field() {
     let e = err(&GOOD.replace("    steps: 2\n", "    steps: x3\n"));
     assert!(e.contains("recipes/t.yaml:9:"), "{e}");
-    assert!(e.contains("stages[1].steps") || e.contains("stages.1.steps"), "{e}");
+    assert!(
+        e.contains("stages[1].steps") || e.contains("stages.1.steps"),
+        "{e}"
+    );
     insta::assert_snapshot!(e);
 }
 
@@ -74,14 +77,25 @@ fn bad_device_lists_the_devices() {
 #[test]
 fn set_overrides_apply_and_misspelt_paths_are_errors() {
     foil::link_all();
-    let r = Recipe::parse(GOOD, "recipes/t.yaml", &["stages.1.advantage.type=rloo".into(), "seed=9".into()]).unwrap();
+    let r = Recipe::parse(
+        GOOD,
+        "recipes/t.yaml",
+        &["stages.1.advantage.type=rloo".into(), "seed=9".into()],
+    )
+    .unwrap();
     assert_eq!(r.seed, 9);
     assert!(r.to_yaml().contains("type: rloo"), "{}", r.to_yaml());
-    let e = Recipe::parse(GOOD, "recipes/t.yaml", &["stages.1.advantag.type=rloo".into()])
+    let e = Recipe::parse(
+        GOOD,
+        "recipes/t.yaml",
+        &["stages.1.advantag.type=rloo".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("did you mean `advantage`"), "{e}");
+    let e = Recipe::parse(GOOD, "recipes/t.yaml", &["stages.7.steps=1".into()])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("did you mean `advantage`"), "{e}");
-    let e = Recipe::parse(GOOD, "recipes/t.yaml", &["stages.7.steps=1".into()]).unwrap_err().to_string();
     assert!(e.contains("index 7 out of range (the list has 2)"), "{e}");
     insta::assert_snapshot!(e);
 }
@@ -105,8 +119,28 @@ fn every_recipe_in_the_repo_checks() {
 fn every_part_is_listed_with_its_defaults() {
     foil::link_all();
     let listing = foil_core::registry::listing();
-    for name in ["arithmetic", "tiny_gpt", "local", "numeric", "steps", "grpo", "rloo", "ppo_clip", "kl", "entropy", "nll", "sum", "dynamic_sampling", "sft", "rl", "eval"] {
-        assert!(listing.contains(&format!("  {name} ")), "`{name}` missing from foil list:\n{listing}");
+    for name in [
+        "arithmetic",
+        "tiny_gpt",
+        "local",
+        "numeric",
+        "steps",
+        "grpo",
+        "rloo",
+        "ppo_clip",
+        "kl",
+        "entropy",
+        "nll",
+        "sum",
+        "dynamic_sampling",
+        "sft",
+        "rl",
+        "eval",
+    ] {
+        assert!(
+            listing.contains(&format!("  {name} ")),
+            "`{name}` missing from foil list:\n{listing}"
+        );
     }
     assert!(listing.contains("eps_high"), "{listing}");
 }
