@@ -84,16 +84,44 @@ pub fn listing() -> String {
                 if k == "type" {
                     continue;
                 }
-                out.push_str(&format!("      {k}: {v}\n"));
+                out.push_str(&format!("      {k}: {}\n", flow(&v)));
             }
         }
     }
     out
 }
 
+/// A value in YAML flow style, printing each number at the precision it was declared with
+/// (an `f32` field's `0.2` stays `0.2`, not `0.20000000298023224`).
+fn flow(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() && (x as f32) as f64 == x => format!("{}", x as f32),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!("[{}]", items.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{k}: {}", flow(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_print_at_declared_precision() {
+        let v = serde_json::json!({"type": "x", "eps": 0.2f32, "k": [1, 8], "n": null, "s": {"lr": 1e-3f32}});
+        assert_eq!(flow(&v), "{type: x, eps: 0.2, k: [1, 8], n: null, s: {lr: 0.001}}");
+    }
 
     #[test]
     fn nearest_finds_typos_and_ignores_strangers() {
