@@ -101,7 +101,10 @@ fn flow(v: &serde_json::Value) -> String {
             _ => n.to_string(),
         },
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(flow).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
@@ -120,7 +123,10 @@ mod tests {
     #[test]
     fn defaults_print_at_declared_precision() {
         let v = serde_json::json!({"type": "x", "eps": 0.2f32, "k": [1, 8], "n": null, "s": {"lr": 1e-3f32}});
-        assert_eq!(flow(&v), "{type: x, eps: 0.2, k: [1, 8], n: null, s: {lr: 0.001}}");
+        assert_eq!(
+            flow(&v),
+            "{type: x, eps: 0.2, k: [1, 8], n: null, s: {lr: 0.001}}"
+        );
     }
 
     #[test]
