@@ -119,7 +119,7 @@ mod tests {
         }
         let listing = foil_core::registry::listing();
         assert!(listing.contains("eps_high: 0.2"), "{listing}");
-        assert!(listing.contains("estimator: \"k3\""), "{listing}");
+        assert!(listing.contains("estimator: k3"), "{listing}");
     }
 
     #[test]
