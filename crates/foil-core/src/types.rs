@@ -98,18 +98,30 @@ pub enum Credit {
     Sequence(f32),
     /// One advantage per generated token.
     Token(Vec<f32>),
+    /// Left out of the update altogether (not even counted by token-mean aggregation),
+    /// e.g. the negatives under positive-sample reinforcement.
+    Excluded,
 }
 
 impl Credit {
-    /// Per-token advantages for a completion of `len` tokens.
-    pub fn per_token(&self, len: usize) -> Vec<f32> {
-        match self {
+    /// Per-token advantages for a completion of `len` tokens (`None` when excluded).
+    pub fn per_token(&self, len: usize) -> Option<Vec<f32>> {
+        Some(match self {
+            Credit::Excluded => return None,
             Credit::Sequence(a) => vec![*a; len],
             Credit::Token(v) => {
                 let mut out = v.clone();
                 out.resize(len, 0.0);
                 out
             }
+        })
+    }
+
+    /// The sequence-level value, if this credit is one.
+    pub fn sequence(&self) -> Option<f32> {
+        match self {
+            Credit::Sequence(a) => Some(*a),
+            _ => None,
         }
     }
 }

@@ -48,11 +48,12 @@ impl Filter for DynamicSampling {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use foil_core::{Group, Problem, Verdict};
 
-    fn group(rewards: &[f32]) -> ScoredGroup {
+    /// A group with one verdict per reward (correct when reward > 0.5).
+    pub(crate) fn group(rewards: &[f32]) -> ScoredGroup {
         ScoredGroup {
             group: Group {
                 problem: Problem {

@@ -3,6 +3,7 @@
 //! Stages a recipe chains (`sft`, `rl`, `eval`), the group filters of the RL loop, and the
 //! runner that executes a recipe with metrics, checkpoints and resume.
 
+pub mod drop_solved;
 pub mod dynamic_sampling;
 pub mod eval;
 pub mod rl;
@@ -10,6 +11,7 @@ pub mod runner;
 pub mod sft;
 mod train_step;
 
+pub use drop_solved::DropSolved;
 pub use dynamic_sampling::DynamicSampling;
 pub use eval::Eval;
 pub use rl::Rl;

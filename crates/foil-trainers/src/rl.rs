@@ -179,6 +179,7 @@ impl Stage for Rl {
             let mut stats = RolloutStats::default();
             let kept = self.collect(ctx, step, &mut stats)?;
             let mut metrics: Vec<(String, f64)> = Vec::new();
+            let mut trained_rows = 0;
             if !kept.is_empty() {
                 let credits = self.advantage.estimate(&kept)?;
                 let prompts: Vec<Vec<u32>> = kept
@@ -194,11 +195,14 @@ impl Stage for Rl {
                         g.group.completions.len()
                     );
                     for (c, credit) in g.group.completions.iter().zip(cs) {
-                        if !c.tokens.is_empty() {
-                            rows.push((p, &c.tokens, credit.per_token(c.tokens.len())));
+                        if let Some(adv) = credit.per_token(c.tokens.len())
+                            && !c.tokens.is_empty()
+                        {
+                            rows.push((p, &c.tokens, adv));
                         }
                     }
                 }
+                trained_rows = rows.len();
                 let mut order: Vec<usize> = (0..rows.len()).collect();
                 order.shuffle(&mut rng::rng(
                     ctx.seed,
@@ -237,8 +241,11 @@ impl Stage for Rl {
                         updates += 1.0;
                     }
                 }
-                metrics.extend(sums.into_iter().map(|(k, v)| (k, v / updates)));
-                metrics.push(("lr".into(), lr));
+                // no update when every completion was excluded (e.g. PSR on an all-wrong batch)
+                if updates > 0.0 {
+                    metrics.extend(sums.into_iter().map(|(k, v)| (k, v / updates)));
+                    metrics.push(("lr".into(), lr));
+                }
             }
             let n = stats.completions.max(1) as f64;
             let mut head = vec![
@@ -247,6 +254,7 @@ impl Stage for Rl {
                 ("response_length".into(), stats.length / n),
                 ("groups_sampled".into(), stats.groups_sampled as f64),
                 ("groups_kept".into(), stats.groups_kept as f64),
+                ("trained_completions".into(), trained_rows as f64),
                 ("all_correct_groups".into(), stats.all_correct_groups as f64),
                 ("all_wrong_groups".into(), stats.all_wrong_groups as f64),
             ];
