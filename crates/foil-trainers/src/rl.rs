@@ -16,7 +16,7 @@
 //! stage's first checkpoint on resume).
 
 use foil_core::batch::HostPolicyBatch;
-use foil_core::policy::OptimizerConfig;
+use foil_core::policy::{InferenceModel, OptimizerConfig};
 use foil_core::run::RunContext;
 use foil_core::{
     AdvantageEstimator, Filter, Objective, Problem, Sampler, ScoredGroup, Stage, Verifier,
@@ -95,10 +95,10 @@ impl Rl {
     fn collect(
         &self,
         ctx: &RunContext,
+        model: &dyn InferenceModel,
         step: usize,
         stats: &mut RolloutStats,
     ) -> anyhow::Result<Vec<ScoredGroup>> {
-        let model = ctx.policy.inference();
         let tok = ctx.task.tokenizer.clone();
         let rounds = self
             .filters
@@ -120,9 +120,7 @@ impl Rl {
                 .map(|i| ctx.task.train[i].clone())
                 .collect();
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, step as u64, round as u64, 1]);
-            let groups = self
-                .sampler
-                .sample(model.as_ref(), tok.as_ref(), &problems, seed)?;
+            let groups = self.sampler.sample(model, tok.as_ref(), &problems, seed)?;
             for g in groups {
                 let verdicts: Vec<_> = g
                     .completions
@@ -177,7 +175,10 @@ impl Stage for Rl {
         bar.set_position(start_step as u64);
         for step in start_step..self.steps {
             let mut stats = RolloutStats::default();
-            let kept = self.collect(ctx, step, &mut stats)?;
+            // π_old: the weights that sample this step's rollouts, also used for their
+            // behaviour log-probs
+            let behaviour = ctx.policy.inference();
+            let kept = self.collect(ctx, behaviour.as_ref(), step, &mut stats)?;
             let mut metrics: Vec<(String, f64)> = Vec::new();
             let mut trained_rows = 0;
             if !kept.is_empty() {
@@ -212,14 +213,14 @@ impl Stage for Rl {
                 let old_model = self
                     .objective
                     .needs_old_logprobs()
-                    .then(|| ctx.policy.inference());
+                    .then_some(behaviour.as_ref());
                 let mut batches = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
                     let host = HostPolicyBatch::new(&sub, tok.pad_id());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
-                    if let Some(m) = &old_model {
-                        batch.old_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
+                    if let Some(m) = old_model {
+                        batch.old_logprobs = Some(frozen_logprobs(m, &host, &batch));
                     }
                     if let Some(m) = &reference {
                         batch.ref_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
