@@ -39,6 +39,12 @@ pub trait PolicyConfig: Debug + Send + Sync {
         device: &Device,
         seed: u64,
     ) -> anyhow::Result<Box<dyn Policy>>;
+    /// The tokenizer that comes with the model (a Hugging Face directory or a GGUF file),
+    /// which then replaces the task's. `None` for models trained from scratch on the
+    /// task's own vocabulary.
+    fn tokenizer(&self) -> anyhow::Result<Option<Arc<dyn Tokenizer>>> {
+        Ok(None)
+    }
 }
 
 /// Judges a response text against a problem.

@@ -11,6 +11,16 @@ pub trait Tokenizer: Send + Sync + std::fmt::Debug {
     fn decode(&self, ids: &[u32]) -> String;
     /// End-of-sequence id.
     fn eos_id(&self) -> u32;
-    /// Padding id (never a target).
+    /// Padding id (never a target). It may equal the end-of-sequence id (many Hugging
+    /// Face tokenizers have no pad token); samplers then still allow it as an output.
     fn pad_id(&self) -> u32;
+    /// Encodes a problem's prompt as the policy should see it: a model's tokenizer may
+    /// add its beginning-of-sequence token or render its chat template here.
+    fn encode_prompt(&self, prompt: &str) -> anyhow::Result<Vec<u32>> {
+        self.encode(prompt)
+    }
+    /// Whether `id` ends a response (instruct models often have several end tokens).
+    fn is_eos(&self, id: u32) -> bool {
+        id == self.eos_id()
+    }
 }

@@ -103,10 +103,12 @@ impl Local {
         for step in 0..budget {
             let mut host = to_vec(logits);
             let v = host.len() / rows;
-            // padding is never an output
-            let pad = tokenizer.pad_id() as usize;
-            for r in 0..rows {
-                host[r * v + pad] = f32::NEG_INFINITY;
+            // padding is never an output (unless it doubles as end-of-sequence)
+            let pad = tokenizer.pad_id();
+            if !tokenizer.is_eos(pad) && (pad as usize) < v {
+                for r in 0..rows {
+                    host[r * v + pad as usize] = f32::NEG_INFINITY;
+                }
             }
             let mut next = vec![tokenizer.pad_id() as i64; rows];
             for r in 0..rows {
@@ -119,7 +121,7 @@ impl Local {
                 c.tokens.push(tok as u32);
                 c.logprobs.push(p[tok].ln());
                 next[r] = tok as i64;
-                if tok as u32 == tokenizer.eos_id() {
+                if tokenizer.is_eos(tok as u32) {
                     c.finish = Finish::Eos;
                     done[r] = true;
                 } else if !self.stop.is_empty() {
@@ -164,7 +166,7 @@ impl Sampler for Local {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut prompts = Vec::with_capacity(problems.len() * self.n);
         for p in problems {
-            let ids = tokenizer.encode(&p.prompt)?;
+            let ids = tokenizer.encode_prompt(&p.prompt)?;
             anyhow::ensure!(!ids.is_empty(), "problem {} has an empty prompt", p.id);
             prompts.extend(std::iter::repeat_n(ids, self.n));
         }
@@ -270,7 +272,7 @@ mod tests {
         let prompts: Vec<Vec<u32>> = groups
             .iter()
             .flat_map(|g| {
-                let ids = task.tokenizer.encode(&g.problem.prompt).unwrap();
+                let ids = task.tokenizer.encode_prompt(&g.problem.prompt).unwrap();
                 std::iter::repeat_n(ids, g.completions.len())
             })
             .collect();

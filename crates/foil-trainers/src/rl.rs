@@ -185,7 +185,7 @@ impl Stage for Rl {
                 let credits = self.advantage.estimate(&kept)?;
                 let prompts: Vec<Vec<u32>> = kept
                     .iter()
-                    .map(|g| tok.encode(&g.group.problem.prompt))
+                    .map(|g| tok.encode_prompt(&g.group.problem.prompt))
                     .collect::<anyhow::Result<_>>()?;
                 let mut rows: Vec<(&[u32], &[u32], Vec<f32>)> = Vec::new();
                 for ((g, cs), p) in kept.iter().zip(&credits).zip(&prompts) {

@@ -107,8 +107,14 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         checkpoint_every,
     } = recipe;
     let device = parse_device(&device)?;
-    let task = task.build(seed).context("building the task")?;
+    let mut task = task.build(seed).context("building the task")?;
     let policy_config: Arc<dyn PolicyConfig> = Arc::from(policy);
+    if let Some(tokenizer) = policy_config
+        .tokenizer()
+        .context("loading the policy's tokenizer")?
+    {
+        task.tokenizer = tokenizer;
+    }
     let mut policy = policy_config
         .build(task.tokenizer.vocab_size(), &device, seed)
         .context("building the policy")?;

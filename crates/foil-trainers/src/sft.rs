@@ -68,7 +68,7 @@ impl Stage for Sft {
             .map(|p| {
                 let mut y = tok.encode(&p.solution)?;
                 y.push(tok.eos_id());
-                Ok((tok.encode(&p.prompt)?, y))
+                Ok((tok.encode_prompt(&p.prompt)?, y))
             })
             .collect::<anyhow::Result<_>>()?;
         let bar = ctx.bar(self.steps, "sft");
