@@ -71,6 +71,14 @@ pub fn inner_device(device: &Device) -> Device {
     }
 }
 
+/// Whether `device` (or the device under it) is a GPU.
+pub fn is_gpu(device: &Device) -> bool {
+    !matches!(
+        inner_device(device),
+        DispatchDevice::Flex(_) | DispatchDevice::NdArray(_)
+    )
+}
+
 /// Forces every lazily initialised parameter of `module` to take its value now.
 ///
 /// burn initialises parameters on first use, and a clone of a not-yet-initialised

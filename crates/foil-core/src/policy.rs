@@ -86,6 +86,16 @@ pub trait Policy: Send {
     fn num_params(&self) -> usize;
     /// The training device.
     fn device(&self) -> Device;
+    /// A frozen reference the policy provides for free, e.g. the base model under LoRA
+    /// adapters. `None`: the trainer snapshots the weights at the start of the stage.
+    fn reference(&self) -> Option<Box<dyn InferenceModel>> {
+        None
+    }
+    /// Writes the policy as a Hugging Face model directory (safetensors, config.json,
+    /// tokenizer files) that transformers and vLLM load.
+    fn export(&self, _dir: &Path) -> anyhow::Result<()> {
+        anyhow::bail!("this policy cannot be exported as a Hugging Face model directory")
+    }
 }
 
 /// KV cache of an ongoing decode, owned by the caller and handed back at each step.

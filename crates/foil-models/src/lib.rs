@@ -6,3 +6,4 @@
 pub mod tiny_gpt;
 
 pub use tiny_gpt::{TinyGpt, TinyGptModel};
+pub mod hf;

@@ -1,0 +1,186 @@
+//! Rotary position embeddings (Su et al. 2021, RoFormer) in the Hugging Face layout.
+//!
+//! ```text
+//! θ_i   = base^(−2i/d)                 i = 0 … d/2−1   (then rescaled, see below)
+//! φ_p   = [p·θ_0 … p·θ_{d/2−1}, p·θ_0 … p·θ_{d/2−1}]   (halves, not interleaved)
+//! x'    = x ⊙ cos φ_p + rotate_half(x) ⊙ sin φ_p,   rotate_half([a, b]) = [−b, a]
+//! ```
+//!
+//! `p` is each token's own position (its index among its row's real tokens), so left- and
+//! right-padded rows rotate exactly as unpadded ones do. Rescaling:
+//! - linear: `θ_i / factor`;
+//! - llama3 (`_compute_llama3_parameters` in transformers): with wavelength `λ_i = 2π/θ_i`,
+//!   `L = original_max_position_embeddings`, keep `θ_i` where `λ_i < L/high_freq_factor`,
+//!   use `θ_i/factor` where `λ_i > L/low_freq_factor`, and in between
+//!   `(1−s)·θ_i/factor + s·θ_i` with `s = (L/λ_i − low_freq_factor)/(high_freq_factor − low_freq_factor)`.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::config::{HfConfig, RopeScaling};
+
+/// The `d/2` inverse frequencies `θ_i`, computed in f32 as transformers does.
+pub fn inv_freq(config: &HfConfig) -> Vec<f32> {
+    let d = config.head_dim;
+    let base = config.rope_theta as f32;
+    let raw: Vec<f32> = (0..d / 2)
+        .map(|i| 1.0 / base.powf((2 * i) as f32 / d as f32))
+        .collect();
+    match config.rope_scaling {
+        RopeScaling::Default => raw,
+        RopeScaling::Linear { factor } => raw.iter().map(|f| f / factor as f32).collect(),
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            let (factor, low, high, old) = (
+                factor as f32,
+                low_freq_factor as f32,
+                high_freq_factor as f32,
+                original_max_position_embeddings as f32,
+            );
+            let low_wavelen = old / low;
+            let high_wavelen = old / high;
+            raw.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f32::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let s = (old / wavelen - low) / (high - low);
+                        (1.0 - s) * f / factor + s * f
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// `cos φ_p` and `sin φ_p` for positions `0..len`, each `[len, d]`.
+pub fn tables<B: Backend>(
+    inv_freq: &[f32],
+    len: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let half = inv_freq.len();
+    let mut cos = Vec::with_capacity(len * 2 * half);
+    let mut sin = Vec::with_capacity(len * 2 * half);
+    for p in 0..len {
+        for _ in 0..2 {
+            for &f in inv_freq {
+                // f32 product, then cos/sin, like torch's float32 path
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [len, 2 * half]), device),
+        Tensor::from_data(TensorData::new(sin, [len, 2 * half]), device),
+    )
+}
+
+/// The rotation of a batch: `cos`/`sin` gathered at each token's position, `[n, 1, t, d]`.
+#[derive(Debug, Clone)]
+pub struct Rotation<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> Rotation<B> {
+    /// `positions`: `[n, t]`; positions at or past `table_len` are clamped (callers size
+    /// the table to the longest row).
+    pub fn new(
+        inv_freq: &[f32],
+        positions: Tensor<B, 2, Int>,
+        table_len: usize,
+        device: &B::Device,
+    ) -> Self {
+        let [n, t] = positions.dims();
+        let (cos, sin) = tables::<B>(inv_freq, table_len.max(1), device);
+        let d = 2 * inv_freq.len();
+        let idx = positions
+            .clamp(0, table_len.max(1) as i64 - 1)
+            .reshape([n * t]);
+        let pick = |table: Tensor<B, 2>| table.select(0, idx.clone()).reshape([n, 1, t, d]);
+        Self {
+            cos: pick(cos),
+            sin: pick(sin),
+        }
+    }
+
+    /// Rotates queries or keys `[n, heads, t, d]`.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, h, t, d] = x.dims();
+        let half = d / 2;
+        let x1 = x.clone().slice([0..n, 0..h, 0..t, 0..half]);
+        let x2 = x.clone().slice([0..n, 0..h, 0..t, half..d]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * self.cos.clone() + rotated * self.sin.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hf::config::HfConfig;
+    use foil_core::backend::{B, Device};
+    use serde_json::json;
+
+    fn config(scaling: serde_json::Value) -> HfConfig {
+        HfConfig::from_json(&json!({
+            "model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+            "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+            "rope_theta": 10000.0, "rope_scaling": scaling
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn default_frequencies_by_hand() {
+        // d = 8: θ_i = 10000^(−2i/8) = 1, 0.1, 0.01, 0.001
+        let f = inv_freq(&config(serde_json::Value::Null));
+        let want = [1.0, 0.1, 0.01, 0.001];
+        for (a, b) in f.iter().zip(want) {
+            assert!((a - b).abs() < 1e-7, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn llama3_rescaling_by_hand() {
+        // L = 64, low 1, high 4 → keep θ where λ < 16, divide by 8 where λ > 64.
+        // λ = 2π/θ: 6.28 (keep), 62.8 (between), 628 and 6283 (divide by 8).
+        // middle: s = (64/62.83 − 1)/(4 − 1) = 0.006197; θ' = (1−s)·0.1/8 + s·0.1 = 0.013042
+        let f = inv_freq(&config(json!({"rope_type": "llama3", "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64})));
+        assert!((f[0] - 1.0).abs() < 1e-7);
+        assert!((f[1] - 0.013042).abs() < 1e-6, "{}", f[1]);
+        assert!((f[2] - 0.01 / 8.0).abs() < 1e-9);
+        assert!((f[3] - 0.001 / 8.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rotation_by_hand() {
+        // one head, d = 2, θ = 1: position 1 rotates (x, y) by 1 rad:
+        // x' = x cos 1 − y sin 1, y' = y cos 1 + x sin 1
+        let device = Device::default();
+        let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 2]), &device);
+        let rot = Rotation::<B>::new(&[1.0], pos, 2, &device);
+        let x = Tensor::<B, 4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 1.0, 2.0], [1, 1, 2, 2]),
+            &device,
+        );
+        let y = foil_core::batch::to_vec(rot.apply(x));
+        let (c, s) = (1f32.cos(), 1f32.sin());
+        let want = [1.0, 2.0, c - 2.0 * s, 2.0 * c + s];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{y:?}");
+        }
+    }
+}
