@@ -4,6 +4,8 @@
 
 pub mod arithmetic;
 pub mod char_tokenizer;
+pub mod word_problems;
 
 pub use arithmetic::Arithmetic;
 pub use char_tokenizer::CharTokenizer;
+pub use word_problems::WordProblems;

@@ -11,7 +11,8 @@
 //!
 //! This is the rule-based outcome reward of DeepSeek-R1 (DeepSeek-AI, 2025, "DeepSeek-R1:
 //! Incentivizing Reasoning Capability in LLMs via Reinforcement Learning") and of the
-//! verifiable-reward setting of Lambert et al. (2024, "Tülu 3", RLVR). A missing marker, an
+//! verifiable-reward setting of Lambert et al. (2024, "Tülu 3", RLVR). With `last_number`,
+//! a response without the marker is read by its last integer instead. A missing marker, an
 //! empty or non-numeric answer, or an integer that does not fit `i64` is incorrect.
 
 use foil_core::{Problem, Verdict, Verifier};
@@ -23,12 +24,16 @@ use serde::{Deserialize, Serialize};
 pub struct Numeric {
     /// The text that introduces the final answer.
     pub marker: String,
+    /// When the marker is absent, fall back to the last integer anywhere in the response
+    /// (free-form replies of pretrained chat models).
+    pub last_number: bool,
 }
 
 impl Default for Numeric {
     fn default() -> Self {
         Self {
             marker: "A:".to_string(),
+            last_number: false,
         }
     }
 }
@@ -59,11 +64,31 @@ pub fn extract_answer(text: &str, marker: &str) -> Option<i64> {
     parse_leading_int(&text[at + marker.len()..])
 }
 
+/// The last integer (optional `-`, digits; thousands separators are not read) in `text`.
+pub fn last_integer(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let end = bytes.iter().rposition(|b| b.is_ascii_digit())? + 1;
+    let mut start = end;
+    while start > 0 && bytes[start - 1].is_ascii_digit() {
+        start -= 1;
+    }
+    if start > 0 && bytes[start - 1] == b'-' {
+        start -= 1;
+    }
+    text[start..end].parse().ok()
+}
+
 impl Numeric {
+    /// The answer this verifier reads from `response`.
+    pub fn answer(&self, response: &str) -> Option<i64> {
+        extract_answer(response, &self.marker)
+            .or_else(|| self.last_number.then(|| last_integer(response)).flatten())
+    }
+
     /// Whether `response` states `problem.answer`.
     pub fn is_correct(&self, problem: &Problem, response: &str) -> bool {
         let reference: Option<i64> = problem.answer.trim().parse().ok();
-        match (extract_answer(response, &self.marker), reference) {
+        match (self.answer(response), reference) {
             (Some(got), Some(want)) => got == want,
             _ => false,
         }
@@ -77,7 +102,7 @@ impl Verifier for Numeric {
     }
 
     fn extract(&self, response: &str) -> Option<String> {
-        extract_answer(response, &self.marker).map(|a| a.to_string())
+        self.answer(response).map(|a| a.to_string())
     }
 }
 
@@ -116,6 +141,22 @@ mod tests {
         let n = Numeric::default();
         assert_eq!(n.extract("17+5=22|A:019"), Some("19".into()));
         assert_eq!(n.extract("17+5=22|"), None);
+    }
+
+    #[test]
+    fn last_number_is_a_fallback_for_free_form_replies() {
+        // no "A:" in "12 + 30 = 42, so 42 apples." → last integer 42; with the marker the
+        // marker wins ("A:7 … 9" → 7); without the option a missing marker is incorrect
+        let n = Numeric {
+            marker: "A:".into(),
+            last_number: true,
+        };
+        assert!(n.is_correct(&problem("42"), "12 + 30 = 42, so 42 apples."));
+        assert!(n.is_correct(&problem("7"), "A:7 and then 9"));
+        assert!(n.is_correct(&problem("-3"), "it drops to -3."));
+        assert!(!n.is_correct(&problem("42"), "no digits here"));
+        assert!(!Numeric::default().is_correct(&problem("42"), "12 + 30 = 42"));
+        assert_eq!(last_integer("x 10 y 205."), Some(205));
     }
 
     #[test]
@@ -166,12 +207,14 @@ mod tests {
         // An empty marker never matches, and a non-integer reference is never matched.
         let empty = Numeric {
             marker: String::new(),
+            last_number: false,
         };
         assert!(!empty.is_correct(&p, "19"));
         assert!(!n.is_correct(&problem("nineteen"), "A:19"));
         // Custom marker.
         let m = Numeric {
             marker: "####".into(),
+            last_number: false,
         };
         assert!(m.is_correct(&p, "so ####19"));
     }

@@ -194,6 +194,7 @@ impl Verifier for Steps {
         let steps_ok = count == expected.len() && step_rewards.iter().all(|&r| r == 1.0);
         let answer_ok = Numeric {
             marker: self.marker.clone(),
+            last_number: false,
         }
         .is_correct(problem, response);
         let correct = steps_ok && answer_ok;
