@@ -73,6 +73,19 @@ pub(crate) mod testing {
         }
     }
 
+    /// A scored group whose completion `i` has `lens[i]` tokens and the given finish
+    /// reasons (`Finish::Eos` where `finish` is shorter than `rewards`).
+    pub fn scored_lens(rewards: &[f32], lens: &[usize], finish: &[Finish]) -> ScoredGroup {
+        assert_eq!(rewards.len(), lens.len());
+        let mut g = scored(rewards);
+        for (i, c) in g.group.completions.iter_mut().enumerate() {
+            c.tokens = vec![1; lens[i]];
+            c.logprobs = vec![0.0; lens[i]];
+            c.finish = finish.get(i).copied().unwrap_or(Finish::Eos);
+        }
+        g
+    }
+
     /// The sequence advantages of one estimated group.
     pub fn seq(credits: &[foil_core::Credit]) -> Vec<f32> {
         credits

@@ -1,8 +1,7 @@
 //! # foil-advantages
 //!
 //! Advantage estimators turn scored groups into per-completion credit. All of these are
-//! group-relative and critic-free; each returns one [`foil_core::Credit::Sequence`] per
-//! completion:
+//! critic-free; most return one [`foil_core::Credit::Sequence`] per completion:
 //!
 //! - [`Grpo`] (`grpo`): reward minus group mean, optionally divided by the group std
 //!   (GRPO; `scale: none` is Dr. GRPO).
@@ -11,19 +10,31 @@
 //!   groups get a negative advantage.
 //! - [`Psr`] (`psr`), [`Nsr`] (`nsr`), [`WReinforce`] (`w_reinforce`): keep, exclude or
 //!   weight completions by outcome sign, on ±1 or on any base estimator's advantages.
+//! - [`ReinforcePp`] (`reinforce_pp`): REINFORCE++ — the (group-mean-baselined) return,
+//!   whitened over every response token of the batch; per-token credit when discounted.
+//! - Wrappers around an `inner` estimator, DAPO's overlong reward shaping:
+//!   [`OverlongPenalty`] (`overlong_penalty`) adds the soft length penalty to the rewards
+//!   first; [`TruncationMask`] (`truncation_mask`) excludes completions that hit
+//!   `max_tokens` afterwards.
 
 mod group;
 pub mod grpo;
 pub mod ngrpo;
 pub mod nsr;
 mod outcome_sign;
+pub mod overlong_penalty;
 pub mod psr;
+pub mod reinforce_pp;
 pub mod rloo;
+pub mod truncation_mask;
 pub mod w_reinforce;
 
 pub use grpo::{Grpo, Scale};
 pub use ngrpo::Ngrpo;
 pub use nsr::Nsr;
+pub use overlong_penalty::OverlongPenalty;
 pub use psr::Psr;
+pub use reinforce_pp::{Baseline, ReinforcePp};
 pub use rloo::Rloo;
+pub use truncation_mask::TruncationMask;
 pub use w_reinforce::WReinforce;

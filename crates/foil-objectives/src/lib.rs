@@ -7,25 +7,38 @@
 //! | `type` | loss |
 //! |---|---|
 //! | `ppo_clip` | PPO clipped surrogate, clip-higher, dual clip ([`PpoClip`]) |
+//! | `gspo` | GSPO: the clipped surrogate on one length-normalised ratio per sequence ([`Gspo`]) |
 //! | `kl` | KL penalty to the reference, k1/k2/k3 ([`Kl`]) |
+//! | `adaptive_kl` | KL penalty whose coefficient follows Ziegler et al.'s adaptive controller ([`AdaptiveKl`]) |
+//! | `kl_in_reward` | KL folded into the reward: a KL-to-go penalty on `inner`'s advantages ([`KlInReward`]) |
+//! | `entropy_mask` | `inner` with the advantage kept on the top-ρ entropy tokens only ([`EntropyMask`]) |
 //! | `entropy` | entropy bonus ([`Entropy`]) |
 //! | `nll` | negative log-likelihood / SFT ([`Nll`]) |
 //! | `sum` | weighted sum of the above ([`Sum`]) |
 //!
-//! Per-token losses become scalars through [`Aggregate`].
+//! Per-token losses become scalars through [`Aggregate`]. `adaptive_kl` and `kl_in_reward`
+//! (with `adaptive`) keep their coefficient behind a `Mutex`; it is not checkpointed.
 
+pub mod adaptive_kl;
 pub mod aggregate;
 pub mod entropy;
+pub mod entropy_mask;
+pub mod gspo;
 pub mod kl;
+pub mod kl_in_reward;
 pub mod nll;
 pub mod ppo_clip;
 pub mod sum;
 #[cfg(test)]
 mod testutil;
 
+pub use adaptive_kl::{AdaptiveKl, KlTarget};
 pub use aggregate::{Aggregate, aggregate};
 pub use entropy::Entropy;
+pub use entropy_mask::EntropyMask;
+pub use gspo::Gspo;
 pub use kl::{Kl, KlEstimator};
+pub use kl_in_reward::KlInReward;
 pub use nll::Nll;
 pub use ppo_clip::PpoClip;
 pub use sum::Sum;

@@ -114,7 +114,17 @@ mod tests {
     #[test]
     fn every_objective_is_registered_with_its_defaults() {
         let names = foil_core::registry::names_of("Objective");
-        for n in ["entropy", "kl", "nll", "ppo_clip", "sum"] {
+        for n in [
+            "entropy",
+            "kl",
+            "nll",
+            "ppo_clip",
+            "sum",
+            "gspo",
+            "adaptive_kl",
+            "kl_in_reward",
+            "entropy_mask",
+        ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
         let listing = foil_core::registry::listing();
