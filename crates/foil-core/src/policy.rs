@@ -120,4 +120,10 @@ pub trait InferenceModel: Send + Sync {
     fn device(&self) -> Device;
     /// The longest sequence (prompt + response) it accepts.
     fn context(&self) -> usize;
+    /// `log π(targets[:, j] | columns ≤ j)` for the first `T-1` columns, `[n, T-1]`.
+    /// Models with a large vocabulary override this to work through the columns in
+    /// chunks, so that `[n, T, V]` logits never exist at once.
+    fn token_logprobs(&self, input: &SeqInput, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        crate::batch::token_logprobs(self.forward(input), targets)
+    }
 }

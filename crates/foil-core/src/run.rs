@@ -101,12 +101,17 @@ impl RunContext {
         Ok(())
     }
 
-    /// A frozen copy of the policy as it was when the current stage started: the live
+    /// The frozen reference of a stage: the policy's own (the base under LoRA adapters),
+    /// else a copy of the policy as it was when the current stage started: the live
     /// weights at step 0, or the stage's first checkpoint when resuming mid-stage.
     pub fn stage_start_snapshot(
         &self,
         start_step: usize,
     ) -> anyhow::Result<Box<dyn InferenceModel>> {
+        // a policy with adapters offers its base model, which costs no extra weights
+        if let Some(reference) = self.policy.reference() {
+            return Ok(reference);
+        }
         if start_step == 0 {
             return Ok(self.policy.inference());
         }

@@ -79,9 +79,14 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// `FOIL_TEST_DEVICE=cuda` runs the parity checks on a GPU (build with `--features cuda`).
+fn test_device() -> foil_core::backend::Device {
+    parse_device(&std::env::var("FOIL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())).unwrap()
+}
+
 fn check_family(name: &str) {
     let dir = fixture(name);
-    let device = parse_device("cpu").unwrap();
+    let device = test_device();
     let config = HfConfig::from_dir(&dir).unwrap();
     let model = HfDecoder::<B>::init(&config, 64, &device);
     let model =

@@ -15,7 +15,7 @@ pub fn frozen_logprobs(
 ) -> Tensor<foil_core::backend::B, 2> {
     let input = host.seqs.to_input(&model.device());
     let targets = input.tokens.clone().slice([0..host.seqs.n, 1..host.seqs.t]);
-    let lp = to_vec(token_logprobs(model.forward(&input), targets));
+    let lp = to_vec(model.token_logprobs(&input, targets));
     Tensor::from_data(
         TensorData::new(lp, [batch.n, batch.width]),
         &batch.mask.device(),

@@ -2,6 +2,10 @@
 //! are present, and exposes [`link_all`] for binaries and tests that need the full
 //! registry.
 
+pub mod export;
+pub mod generate;
+pub mod load;
+
 // Linking these crates is what registers their parts (typetag + inventory).
 use foil_advantages as _;
 use foil_data as _;

@@ -48,6 +48,51 @@ enum Command {
     },
     /// Print every registered part with its fields and defaults.
     List,
+    /// Sample from a policy: a Hugging Face directory, a GGUF file, a run or a checkpoint.
+    Generate {
+        /// Model directory, .gguf file, run directory or checkpoint directory.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Prompt text (repeat for a batch).
+        #[arg(long = "prompt", required = true)]
+        prompts: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+        /// Pick the most likely token each step.
+        #[arg(long, conflicts_with = "temperature")]
+        greedy: bool,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Completions per prompt.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        n: usize,
+        /// Format the prompt with the model's chat template (as a user message).
+        #[arg(long)]
+        chat: bool,
+        /// System message for --chat.
+        #[arg(long, requires = "chat")]
+        system: Option<String>,
+        /// One JSON line per completion (token ids and text).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Generate once untimed first (GPU kernels compile and autotune on first use).
+        #[arg(long)]
+        warmup: bool,
+    },
+    /// Write a run's policy as a Hugging Face model directory (LoRA merged).
+    Export {
+        /// Run directory (newest checkpoint) or checkpoint directory.
+        run: PathBuf,
+        /// Output directory.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +144,53 @@ fn main() -> ExitCode {
                 );
             })
             .map_err(Into::into),
+        Command::Generate {
+            policy,
+            prompts,
+            max_tokens,
+            greedy,
+            temperature,
+            top_p,
+            n,
+            chat,
+            system,
+            json,
+            device,
+            seed,
+            warmup,
+        } => {
+            let opts = foil::generate::GenerateOptions {
+                policy,
+                prompts,
+                max_tokens,
+                temperature: if greedy { 0.0 } else { temperature },
+                top_p,
+                n,
+                chat: chat.then_some(system),
+                device,
+                seed,
+                warmup,
+            };
+            foil::generate::generate(&opts).map(|report| {
+                for o in &report.outputs {
+                    if json {
+                        println!("{}", serde_json::to_string(o).expect("serialisable"));
+                    } else {
+                        println!("{}", o.text);
+                    }
+                }
+                eprintln!(
+                    "{} completion(s), {:.1} tokens/s (load {:.2} s, generate {:.2} s)",
+                    report.outputs.len(),
+                    report.tokens_per_second(),
+                    report.load_seconds,
+                    report.generate_seconds
+                );
+            })
+        }
+        Command::Export { run, out } => foil::export::export(&run, &out).map(|()| {
+            eprintln!("wrote {}", out.display());
+        }),
         Command::List => {
             print!("{}", foil_core::registry::listing());
             println!(

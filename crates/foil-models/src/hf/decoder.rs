@@ -17,7 +17,7 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
@@ -291,6 +291,37 @@ impl<B: Backend> HfDecoder<B> {
         valid: Tensor<B, 2, Bool>,
     ) -> Tensor<B, 3> {
         self.logits(self.trunk(tokens, positions, valid).0)
+    }
+
+    /// `log p(targets[:, j] | ≤ j)` for the first `T-1` columns, `[n, T-1]`, computing the
+    /// head over at most `chunk_elems` logits at a time: the
+    /// trunk runs once, then column chunks of `c = max(1, chunk_elems / (n·V))` go through
+    /// the head, log-softmax and gather. Without autodiff, peak memory is `O(n·c·V)`
+    /// instead of `O(n·T·V)`.
+    pub fn token_logprobs_chunked(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        valid: Tensor<B, 2, Bool>,
+        targets: Tensor<B, 2, Int>,
+        chunk_elems: usize,
+    ) -> Tensor<B, 2> {
+        let (h, _) = self.trunk(tokens, positions, valid);
+        let [n, t, d] = h.dims();
+        let w = t - 1;
+        let v = self.vocab_size();
+        let c = (chunk_elems / (n * v).max(1)).max(1);
+        let mut parts = Vec::with_capacity(w.div_ceil(c));
+        let mut start = 0;
+        while start < w {
+            let end = (start + c).min(w);
+            let logits = self.logits(h.clone().slice([0..n, start..end, 0..d]));
+            let lsm = log_softmax(logits, 2);
+            let idx = targets.clone().slice([0..n, start..end]).unsqueeze_dim(2);
+            parts.push(lsm.gather(2, idx).squeeze_dim::<2>(2));
+            start = end;
+        }
+        Tensor::cat(parts, 1)
     }
 
     /// Logits of the last column `[n, V]` and the cache to decode from.

@@ -30,7 +30,9 @@ pub fn config(file: &GgufFile) -> anyhow::Result<HfConfig> {
             .with_context(|| format!("GGUF metadata lacks {}", key(k)))
     };
     let heads = num("attention.head_count")?;
-    let kv_heads = file.get_u64(&key("attention.head_count_kv")).unwrap_or(heads);
+    let kv_heads = file
+        .get_u64(&key("attention.head_count_kv"))
+        .unwrap_or(heads);
     let hidden = num("embedding_length")?;
     let vocab = match file.get_u64(&key("vocab_size")) {
         Some(v) => v,
@@ -68,12 +70,7 @@ pub fn config(file: &GgufFile) -> anyhow::Result<HfConfig> {
     if let Some(e) = file.get_u64("tokenizer.ggml.eos_token_id") {
         j["eos_token_id"] = json!(e);
     }
-    if arch == "llama"
-        && file
-            .tensors()
-            .iter()
-            .any(|t| t.name == "blk.0.attn_q.bias")
-    {
+    if arch == "llama" && file.tensors().iter().any(|t| t.name == "blk.0.attn_q.bias") {
         j["attention_bias"] = json!(true);
     }
     HfConfig::from_json(&j).context("reading the GGUF hyper-parameters")
@@ -132,8 +129,14 @@ fn hf_key(name: &str, config: &HfConfig) -> Option<(String, Option<usize>)> {
     let (module, kind) = part.rsplit_once('.')?;
     let permute = config.family == Family::Llama && kind == "weight";
     let (target, heads) = match module {
-        "attn_q" => ("self_attn.q_proj", permute.then_some(config.num_attention_heads)),
-        "attn_k" => ("self_attn.k_proj", permute.then_some(config.num_key_value_heads)),
+        "attn_q" => (
+            "self_attn.q_proj",
+            permute.then_some(config.num_attention_heads),
+        ),
+        "attn_k" => (
+            "self_attn.k_proj",
+            permute.then_some(config.num_key_value_heads),
+        ),
         "attn_v" => ("self_attn.v_proj", None),
         "attn_output" => ("self_attn.o_proj", None),
         "ffn_gate" => ("mlp.gate_proj", None),
@@ -204,7 +207,10 @@ mod tests {
     fn unpermute_by_hand() {
         // one head of 4 rows (m = 2), 1 column: GGUF rows [r0 r1 r2 r3] hold HF rows
         // (a=0,b=0)→0, (a=0,b=1)→2, (a=1,b=0)→1, (a=1,b=1)→3, so HF = [r0 r2 r1 r3]
-        assert_eq!(unpermute(&[0.0, 1.0, 2.0, 3.0], 4, 1, 1), vec![0.0, 2.0, 1.0, 3.0]);
+        assert_eq!(
+            unpermute(&[0.0, 1.0, 2.0, 3.0], 4, 1, 1),
+            vec![0.0, 2.0, 1.0, 3.0]
+        );
         // two heads, two columns: each head's rows reorder on their own
         let data: Vec<f32> = (0..16).map(|x| x as f32).collect();
         let out = unpermute(&data, 8, 2, 2);

@@ -17,7 +17,9 @@
 pub mod cast;
 pub mod config;
 pub mod decoder;
+pub mod gguf;
 pub mod lora;
+pub mod policy;
 pub mod rope;
 pub mod weights;
 

@@ -58,6 +58,20 @@ pub struct Hf {
     pub init_seed: u64,
 }
 
+impl Default for Hf {
+    /// What `foil list` shows: the model `cargo xtask fetch smollm2` installs.
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            dtype: Dtype::F32,
+            context: None,
+            prompt: PromptFormat::Raw,
+            lora: None,
+            init_seed: 0,
+        }
+    }
+}
+
 register_part!(
     PolicyConfig,
     "hf",
@@ -108,7 +122,12 @@ impl Source {
     }
 
     /// A decoder on `device` with the checkpoint's weights.
-    pub fn load(&self, config: &HfConfig, context: usize, device: &Device) -> anyhow::Result<HfDecoder<FB>> {
+    pub fn load(
+        &self,
+        config: &HfConfig,
+        context: usize,
+        device: &Device,
+    ) -> anyhow::Result<HfDecoder<FB>> {
         let model = HfDecoder::<FB>::init(config, context, device);
         match self {
             Source::Dir(d) => weights::load_safetensors(model, &weights::checkpoint_files(d)?),
@@ -331,10 +350,35 @@ impl Policy for HfPolicy {
                     }
                 }
             }
-            gguf @ Source::Gguf(_) => gguf.tokenizer()?.save_dir(dir)?,
+            gguf @ Source::Gguf(_) => save_tokenizer(&gguf.tokenizer()?, dir)?,
         }
         Ok(())
     }
+}
+
+/// Writes `tokenizer.json` and a `tokenizer_config.json` (special tokens, chat template)
+/// for a tokenizer that came from a GGUF file.
+fn save_tokenizer(tok: &HfTokenizer, dir: &Path) -> anyhow::Result<()> {
+    let inner = tok.inner();
+    inner
+        .save(dir.join("tokenizer.json"), true)
+        .map_err(|e| anyhow::anyhow!("writing tokenizer.json: {e}"))?;
+    let name = |id: Option<u32>| id.and_then(|i| inner.id_to_token(i));
+    let mut config = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": name(tok.bos_id()),
+        "eos_token": name(tok.eos_ids().first().copied()),
+        "pad_token": name(Some(tok.pad_id())),
+        "model_max_length": 1_000_000_000u64,
+    });
+    if let Some(t) = tok.chat_template() {
+        config["chat_template"] = t.source().into();
+    }
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
+    Ok(())
 }
 
 /// A gradient-free copy of the weights on the inner device.
@@ -380,4 +424,18 @@ impl InferenceModel for HfInference {
     fn context(&self) -> usize {
         self.model.context()
     }
+
+    fn token_logprobs(&self, input: &SeqInput, targets: Tensor<FB, 2, Int>) -> Tensor<FB, 2> {
+        self.model.token_logprobs_chunked(
+            input.tokens.clone(),
+            input.positions.clone(),
+            input.key_valid.clone(),
+            targets,
+            LOGPROB_CHUNK_ELEMS,
+        )
+    }
 }
+
+/// Logits materialised at once by frozen log-prob passes: 16M floats (64 MB in f32), e.g.
+/// 8 rows × 13 columns of a 151,936-token vocabulary.
+pub const LOGPROB_CHUNK_ELEMS: usize = 16 << 20;
