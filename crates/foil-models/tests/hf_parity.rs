@@ -12,9 +12,11 @@ use foil_models::hf::{HfConfig, HfDecoder, weights};
 const TOL: f32 = 1e-4;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/hf")
-        .join(name)
+    // at run time first, so that a test binary copied to another machine finds the
+    // fixtures of the checkout it runs in
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    Path::new(&crate_dir).join("tests/fixtures/hf").join(name)
 }
 
 struct Expected {
