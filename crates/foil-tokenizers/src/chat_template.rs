@@ -42,7 +42,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with `role` and `content`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -123,7 +126,11 @@ impl ChatTemplate {
     /// Renders `messages`; with `add_generation_prompt` the text ends with the header
     /// that opens the assistant's turn. Errors name the template line; an error from
     /// the template's own `raise_exception` says so and carries its message.
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> anyhow::Result<String> {
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> anyhow::Result<String> {
         let template = self.env.get_template(NAME).expect("added in new");
         let ctx = context! {
             messages => Value::from_serialize(messages),
@@ -147,11 +154,15 @@ fn raise_exception(msg: String) -> Result<Value, Error> {
 fn describe(e: &Error, doing: &str) -> anyhow::Error {
     // The innermost error is the one with the line of the offending statement.
     let mut inner: &Error = e;
-    while let Some(next) = std::error::Error::source(inner).and_then(|s| s.downcast_ref::<Error>()) {
+    while let Some(next) = std::error::Error::source(inner).and_then(|s| s.downcast_ref::<Error>())
+    {
         inner = next;
     }
     let raised = std::error::Error::source(inner).is_some_and(|s| s.is::<Raised>());
-    let line = inner.line().or(e.line()).map_or(String::new(), |l| format!(" at line {l}"));
+    let line = inner
+        .line()
+        .or(e.line())
+        .map_or(String::new(), |l| format!(" at line {l}"));
     if raised {
         anyhow!(
             "the chat template raised an exception{line}: {}",
@@ -159,7 +170,10 @@ fn describe(e: &Error, doing: &str) -> anyhow::Error {
         )
     } else {
         let detail = inner.detail().map_or(String::new(), |d| format!(": {d}"));
-        anyhow!("chat template error{line} while {doing}: {}{detail}", inner.kind())
+        anyhow!(
+            "chat template error{line} while {doing}: {}{detail}",
+            inner.kind()
+        )
     }
 }
 
@@ -174,8 +188,12 @@ fn strftime(now: &chrono::NaiveDateTime, fmt: &str) -> Result<Value, Error> {
         ));
     }
     let mut out = String::new();
-    write!(out, "{}", now.format_with_items(items.into_iter()))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("strftime_now: cannot format {fmt:?}")))?;
+    write!(out, "{}", now.format_with_items(items.into_iter())).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: cannot format {fmt:?}"),
+        )
+    })?;
     Ok(Value::from(out))
 }
 
@@ -193,7 +211,12 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
         Some(v) => match v.kind() {
             ValueKind::Number => Some(" ".repeat(v.as_i64().unwrap_or(0).max(0) as usize)),
             ValueKind::String => Some(v.as_str().unwrap_or_default().to_string()),
-            _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent must be a number or a string")),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: indent must be a number or a string",
+                ));
+            }
         },
     };
     let (item_sep, key_sep) = match separators {
@@ -201,10 +224,18 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
             let parts: Vec<Value> = v.try_iter()?.collect();
             match parts.as_slice() {
                 [a, b] => (a.to_string(), b.to_string()),
-                _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: separators must be a pair")),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "tojson: separators must be a pair",
+                    ));
+                }
             }
         }
-        _ => (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()),
+        _ => (
+            if indent.is_some() { "," } else { ", " }.to_string(),
+            ": ".to_string(),
+        ),
     };
     let opts = JsonOpts {
         ensure_ascii: ensure_ascii.unwrap_or(false),
@@ -359,13 +390,22 @@ mod tests {
     #[test]
     fn tojson_writes_like_python_json_dumps() {
         let t = |src: &str| render(src, &[]).unwrap();
-        assert_eq!(t(r#"{{ {"a": [1, 2.5, "é\n"], "b": none} | tojson }}"#), r#"{"a": [1, 2.5, "é\n"], "b": null}"#);
+        assert_eq!(
+            t(r#"{{ {"a": [1, 2.5, "é\n"], "b": none} | tojson }}"#),
+            r#"{"a": [1, 2.5, "é\n"], "b": null}"#
+        );
         assert_eq!(
             t(r#"{{ {"b": 1, "a": [true]} | tojson(indent=2, sort_keys=true) }}"#),
             "{\n  \"a\": [\n    true\n  ],\n  \"b\": 1\n}"
         );
-        assert_eq!(t(r#"{{ "é<>" | tojson(ensure_ascii=true) }}"#), r#""\u00e9<>""#);
-        assert_eq!(t(r#"{{ [1, {}] | tojson(separators=[",", ":"]) }}"#), "[1,{}]");
+        assert_eq!(
+            t(r#"{{ "é<>" | tojson(ensure_ascii=true) }}"#),
+            r#""\u00e9<>""#
+        );
+        assert_eq!(
+            t(r#"{{ [1, {}] | tojson(separators=[",", ":"]) }}"#),
+            "[1,{}]"
+        );
         assert_eq!(t(r#"{{ 3.0 | tojson }} {{ 1e20 | tojson }}"#), "3.0 1e+20");
     }
 
@@ -374,33 +414,56 @@ mod tests {
         let msgs = [ChatMessage::new("user", "  Hi there  ")];
         let src = "{% for m in messages %}\n  [{{ m.content.strip().upper() }}]{{ m.role.startswith('us') }}\n{% endfor %}";
         assert_eq!(render(src, &msgs).unwrap(), "  [HI THERE]True\n");
+        // trim_blocks + lstrip_blocks, and the trailing newline dropped, as jinja2 in
+        // transformers renders it.
+        let src = "a\n    {% if true %}\nb\n    {% endif %}\nc\n";
+        assert_eq!(render(src, &msgs).unwrap(), "a\nb\nc");
     }
 
     #[test]
     fn raise_exception_names_its_message_and_line() {
         let src = "ok\n{% if messages[0].role != 'system' %}{{ raise_exception('first message must be system') }}{% endif %}";
-        let err = render(src, &[ChatMessage::new("user", "x")]).unwrap_err().to_string();
-        assert_eq!(err, "the chat template raised an exception at line 2: first message must be system");
+        let err = render(src, &[ChatMessage::new("user", "x")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the chat template raised an exception at line 2: first message must be system"
+        );
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let err = ChatTemplate::new("a\nb\n{% if %}", None, None).unwrap_err().to_string();
-        assert!(err.starts_with("chat template error at line 3 while compiling: syntax error"), "{err}");
+        let err = ChatTemplate::new("a\nb\n{% if %}", None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("chat template error at line 3 while compiling: syntax error"),
+            "{err}"
+        );
     }
 
     #[test]
     fn strftime_now_can_be_pinned() {
-        let now = chrono::NaiveDate::from_ymd_opt(2024, 7, 26).unwrap().and_hms_opt(0, 0, 0).unwrap();
-        let t = ChatTemplate::new("{{ strftime_now('%d %b %Y') }}", None, None).unwrap().with_now(now);
+        let now = chrono::NaiveDate::from_ymd_opt(2024, 7, 26)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let t = ChatTemplate::new("{{ strftime_now('%d %b %Y') }}", None, None)
+            .unwrap()
+            .with_now(now);
         assert_eq!(t.render(&[], false).unwrap(), "26 Jul 2024");
         assert_eq!(t.clone().render(&[], false).unwrap(), "26 Jul 2024");
     }
 
     #[test]
     fn missing_special_tokens_are_undefined() {
-        let t = ChatTemplate::new("{% if bos_token is defined %}B{% endif %}{{ eos_token }}|{{ tools is none }}", None, None)
-            .unwrap();
+        let t = ChatTemplate::new(
+            "{% if bos_token is defined %}B{% endif %}{{ eos_token }}|{{ tools is none }}",
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(t.render(&[], false).unwrap(), "|True");
     }
 }

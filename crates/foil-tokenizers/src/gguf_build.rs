@@ -60,7 +60,11 @@ const GPT4O_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\
 /// How a byte-level vocabulary splits text before BPE.
 enum Split {
     /// A regex, then byte-level mapping without GPT-2's regex.
-    Regex { pattern: &'static str, ignore_merges: bool, add_bos: bool },
+    Regex {
+        pattern: &'static str,
+        ignore_merges: bool,
+        add_bos: bool,
+    },
     /// One digit per piece, then GPT-2's regex (SmolLM, StarCoder).
     Digits,
     /// GPT-2's regex.
@@ -69,19 +73,28 @@ enum Split {
 
 /// The pre-tokenizers known for `tokenizer.ggml.pre` (llama.cpp's names).
 fn split_of(pre: Option<&str>) -> anyhow::Result<Split> {
-    let regex = |pattern, ignore_merges, add_bos| Split::Regex { pattern, ignore_merges, add_bos };
+    let regex = |pattern, ignore_merges, add_bos| Split::Regex {
+        pattern,
+        ignore_merges,
+        add_bos,
+    };
     Ok(match pre {
         Some(
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
-            | "jina-v5-nano",
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
+            | "lfm2" | "jina-v5-nano",
         ) => regex(LLAMA3_SPLIT, true, true),
         Some("dbrx" | "smaug-bpe") => regex(LLAMA3_SPLIT, false, false),
-        Some("qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez") => regex(QWEN2_SPLIT, false, false),
+        Some("qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez") => {
+            regex(QWEN2_SPLIT, false, false)
+        }
         Some("qwen35") => regex(QWEN35_SPLIT, false, false),
         Some("tekken") => regex(TEKKEN_SPLIT, true, true),
         Some("gpt-4o" | "llama4" | "kanana2" | "minimax-m2") => regex(GPT4O_SPLIT, false, false),
         Some("smollm" | "starcoder" | "refact" | "codeshell") => Split::Digits,
-        None | Some("default" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" | "gpt3-finnish" | "exaone4") => Split::Gpt2,
+        None
+        | Some(
+            "default" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" | "gpt3-finnish" | "exaone4",
+        ) => Split::Gpt2,
         Some(other) => bail!(
             "GGUF tokenizer.ggml.pre {other:?} is not supported; supported: llama-bpe (Llama 3), \
              qwen2, qwen35, tekken, gpt-4o, smollm, starcoder, gpt-2, default and their aliases"
@@ -94,7 +107,8 @@ fn byte_alphabet() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..=255u32 {
-        let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+        let printable =
+            (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
         table[b as usize] = if printable {
             char::from_u32(b).expect("latin-1")
         } else {
@@ -143,7 +157,11 @@ fn bos_template(bos: &str, bos_id: u32) -> Value {
 /// transformers' `generate_merges(vocab, vocab_scores)`: every split of every token into
 /// two tokens of the vocabulary, best score first (then longer left, longer right), ties
 /// in vocabulary order.
-fn merges_from_scores(tokens: &[String], scores: &[f32], vocab: &HashMap<&str, u32>) -> Vec<(String, String)> {
+fn merges_from_scores(
+    tokens: &[String],
+    scores: &[f32],
+    vocab: &HashMap<&str, u32>,
+) -> Vec<(String, String)> {
     // `dict(zip(tokens, scores))`: first-seen order, last-seen score.
     let mut order: Vec<(&str, f32)> = Vec::with_capacity(tokens.len());
     let mut at: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
@@ -172,18 +190,34 @@ fn merges_from_scores(tokens: &[String], scores: &[f32], vocab: &HashMap<&str, u
     // Python's `sorted(..., reverse=True)`: descending and stable.
     merges.sort_by(|a, b| {
         let (ka, kb) = (key(a), key(b));
-        kb.0.total_cmp(&ka.0).then(kb.1.cmp(&ka.1)).then(kb.2.cmp(&ka.2))
+        kb.0.total_cmp(&ka.0)
+            .then(kb.1.cmp(&ka.1))
+            .then(kb.2.cmp(&ka.2))
     });
-    merges.into_iter().map(|(l, r, _)| (l.to_string(), r.to_string())).collect()
+    merges
+        .into_iter()
+        .map(|(l, r, _)| (l.to_string(), r.to_string()))
+        .collect()
 }
 
 /// The `tokenizer.json` of `vocab`.
 pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
-    ensure!(!vocab.tokens.is_empty(), "the GGUF vocabulary has no tokens (tokenizer.ggml.tokens)");
+    ensure!(
+        !vocab.tokens.is_empty(),
+        "the GGUF vocabulary has no tokens (tokenizer.ggml.tokens)"
+    );
     let n = vocab.tokens.len();
-    for (what, id) in [("bos", vocab.bos_id), ("eos", vocab.eos_id), ("pad", vocab.pad_id), ("unk", vocab.unk_id)] {
+    for (what, id) in [
+        ("bos", vocab.bos_id),
+        ("eos", vocab.eos_id),
+        ("pad", vocab.pad_id),
+        ("unk", vocab.unk_id),
+    ] {
         if let Some(id) = id {
-            ensure!((id as usize) < n, "the GGUF {what} token id {id} is outside the vocabulary of {n} tokens");
+            ensure!(
+                (id as usize) < n,
+                "the GGUF {what} token id {id} is outside the vocabulary of {n} tokens"
+            );
         }
     }
     let ty = |i: usize| vocab.token_types.get(i).copied().unwrap_or(1);
@@ -203,7 +237,13 @@ pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
         vocab
             .tokens
             .iter()
-            .map(|t| if in_alphabet(t) { t.clone() } else { t.bytes().map(|b| alphabet[b as usize]).collect() })
+            .map(|t| {
+                if in_alphabet(t) {
+                    t.clone()
+                } else {
+                    t.bytes().map(|b| alphabet[b as usize]).collect()
+                }
+            })
             .collect()
     } else {
         vocab.tokens.clone()
@@ -222,7 +262,9 @@ pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
             .map(|m| {
                 m.split_once(' ')
                     .map(|(l, r)| (l.to_string(), r.to_string()))
-                    .ok_or_else(|| anyhow::anyhow!("GGUF merge {m:?} is not two tokens separated by a space"))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("GGUF merge {m:?} is not two tokens separated by a space")
+                    })
             })
             .collect::<anyhow::Result<_>>()?
     } else if byte_level {
@@ -256,7 +298,10 @@ pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
             added_tokens.push(added(id, t, false));
         }
     }
-    for id in [vocab.bos_id, vocab.eos_id, vocab.unk_id, vocab.pad_id].into_iter().flatten() {
+    for id in [vocab.bos_id, vocab.eos_id, vocab.unk_id, vocab.pad_id]
+        .into_iter()
+        .flatten()
+    {
         let t = &spelled[id as usize];
         let id = ids[t.as_str()];
         if added_set.insert(id) {
@@ -264,7 +309,11 @@ pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
         }
     }
 
-    let split = if byte_level { Some(split_of(vocab.pre.as_deref())?) } else { None };
+    let split = if byte_level {
+        Some(split_of(vocab.pre.as_deref())?)
+    } else {
+        None
+    };
     let default_add_bos = match &split {
         None => true,
         Some(Split::Regex { add_bos, .. }) => *add_bos,
@@ -279,11 +328,13 @@ pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
     let unk = vocab.unk_id.map(|id| spelled[id as usize].clone());
 
     let json = if byte_level {
-        let byte_level = |use_regex: bool| {
-            json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-        };
+        let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
         let (pre_tokenizer, ignore_merges) = match split.expect("byte-level") {
-            Split::Regex { pattern, ignore_merges, .. } => (
+            Split::Regex {
+                pattern,
+                ignore_merges,
+                ..
+            } => (
                 json!({"type": "Sequence", "pretokenizers": [
                     {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
                     byte_level(false),
@@ -342,7 +393,10 @@ pub(crate) fn build(vocab: &GgufVocab) -> anyhow::Result<Built> {
         })
     };
 
-    let mut end_ids: BTreeSet<u32> = END_TOKENS.iter().filter_map(|t| ids.get(t).copied()).collect();
+    let mut end_ids: BTreeSet<u32> = END_TOKENS
+        .iter()
+        .filter_map(|t| ids.get(t).copied())
+        .collect();
     end_ids.extend(vocab.eos_id);
     Ok(Built { json, end_ids })
 }
@@ -364,9 +418,15 @@ mod tests {
 
     #[test]
     fn merges_from_scores_ranks_like_transformers() {
-        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"].map(String::from).to_vec();
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"]
+            .map(String::from)
+            .to_vec();
         let scores = [0.0, 0.0, 0.0, -1.0, -2.0, -3.0];
-        let ids: HashMap<&str, u32> = tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+        let ids: HashMap<&str, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i as u32))
+            .collect();
         let m = merges_from_scores(&tokens, &scores, &ids);
         let m: Vec<(&str, &str)> = m.iter().map(|(l, r)| (l.as_str(), r.as_str())).collect();
         assert_eq!(m, [("a", "b"), ("b", "c"), ("ab", "c"), ("a", "bc")]);

@@ -15,9 +15,16 @@
 //!   `clean_up_tokenization_spaces`: transformers 5 skips it for BPE models).
 //!
 //! A directory gives `tokenizer.json` (required), `tokenizer_config.json` (required:
-//! special tokens, chat template), and optionally `chat_template.jinja` (the newer layout,
-//! which takes priority over the config's template, as in transformers) and
-//! `generation_config.json` (its `eos_token_id`s all end a response).
+//! special tokens, chat template), and optionally `chat_template.jinja` or
+//! `chat_template.json` (newer layouts, which take priority over the config's template, as
+//! in transformers) and `generation_config.json` (its `eos_token_id`s all end a response).
+//!
+//! `tokenizer.json` is used as written. Two deliberate differences from transformers 5:
+//! `add_bos_token: true` in the config prepends BOS when `tokenizer.json` has no
+//! post-processor (transformers 5 ignores the flag whenever `tokenizer.json` exists), and
+//! a `LlamaTokenizer`-class directory keeps its `tokenizer.json` pipeline (transformers 5
+//! rebuilds it with `Metaspace`, which drops sentencepiece's dummy prefix before a leading
+//! space).
 //!
 //! A GGUF vocabulary is rebuilt into the `tokenizer.json` the model was converted from;
 //! see [`HfTokenizer::from_gguf_vocab`] and `gguf_build.rs`.
@@ -81,7 +88,9 @@ fn special_token(config: &Value, key: &str) -> anyhow::Result<Option<String>> {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             _ => bail!("tokenizer_config.json: `{key}` is an object without a string `content`"),
         },
-        Some(other) => bail!("tokenizer_config.json: `{key}` must be a string or {{\"content\": ...}}, found {other}"),
+        Some(other) => bail!(
+            "tokenizer_config.json: `{key}` must be a string or {{\"content\": ...}}, found {other}"
+        ),
     }
 }
 
@@ -103,9 +112,13 @@ fn config_chat_template(config: &Value) -> anyhow::Result<Option<String>> {
                 }
                 names.push(name.to_string());
             }
-            bail!("tokenizer_config.json: `chat_template` lists templates {names:?} but none named `default`")
+            bail!(
+                "tokenizer_config.json: `chat_template` lists templates {names:?} but none named `default`"
+            )
         }
-        Some(other) => bail!("tokenizer_config.json: `chat_template` must be a string or a list, found {other}"),
+        Some(other) => bail!(
+            "tokenizer_config.json: `chat_template` must be a string or a list, found {other}"
+        ),
     }
 }
 
@@ -114,7 +127,11 @@ fn generation_eos_ids(config: &Value) -> anyhow::Result<Vec<u32>> {
     let as_id = |v: &Value| {
         v.as_u64()
             .and_then(|x| u32::try_from(x).ok())
-            .ok_or_else(|| anyhow!("generation_config.json: `eos_token_id` entries must be token ids, found {v}"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "generation_config.json: `eos_token_id` entries must be token ids, found {v}"
+                )
+            })
     };
     match config.get("eos_token_id") {
         None | Some(Value::Null) => Ok(Vec::new()),
@@ -124,7 +141,8 @@ fn generation_eos_ids(config: &Value) -> anyhow::Result<Vec<u32>> {
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
@@ -155,7 +173,8 @@ impl HfTokenizer {
 
         let gen_path = dir.join("generation_config.json");
         let gen_eos = if gen_path.is_file() {
-            generation_eos_ids(&read_json(&gen_path)?).with_context(|| format!("in {}", gen_path.display()))?
+            generation_eos_ids(&read_json(&gen_path)?)
+                .with_context(|| format!("in {}", gen_path.display()))?
         } else {
             Vec::new()
         };
@@ -171,7 +190,10 @@ impl HfTokenizer {
         let bos_token = special_token(&config, "bos_token").map_err(in_config)?;
         let eos_token = special_token(&config, "eos_token").map_err(in_config)?;
         let pad_token = special_token(&config, "pad_token").map_err(in_config)?;
-        let bos_id = bos_token.as_deref().map(|t| id_of("bos_token", t)).transpose()?;
+        let bos_id = bos_token
+            .as_deref()
+            .map(|t| id_of("bos_token", t))
+            .transpose()?;
         let eos_id = match (&eos_token, gen_eos.first()) {
             (Some(t), _) => id_of("eos_token", t)?,
             (None, Some(&id)) => id,
@@ -185,7 +207,10 @@ impl HfTokenizer {
             Some(t) => id_of("pad_token", t)?,
             None => eos_id,
         };
-        let add_bos = config.get("add_bos_token").and_then(Value::as_bool).unwrap_or(false);
+        let add_bos = config
+            .get("add_bos_token")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let prepend_bos = add_bos && inner.get_post_processor().is_none() && bos_id.is_some();
 
         let jinja_path = dir.join("chat_template.jinja");
@@ -200,7 +225,10 @@ impl HfTokenizer {
                 .map_err(|e| e.context(format!("in {}", json_template_path.display())))?;
             (src, json_template_path.display().to_string())
         } else {
-            (config_chat_template(&config).map_err(in_config)?, config_path.display().to_string())
+            (
+                config_chat_template(&config).map_err(in_config)?,
+                config_path.display().to_string(),
+            )
         };
         let template = template_src
             .map(|src| ChatTemplate::new(src, bos_token.as_deref(), eos_token.as_deref()))
@@ -325,7 +353,10 @@ impl HfTokenizer {
 
     /// `tokenizer(text)`: the text with the special tokens the tokenizer adds (BOS).
     pub fn encode_with_special_tokens(&self, text: &str) -> anyhow::Result<Vec<u32>> {
-        let enc = self.inner.encode(text, true).map_err(|e| anyhow!("encoding {text:?}: {e}"))?;
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| anyhow!("encoding {text:?}: {e}"))?;
         let mut ids = enc.get_ids().to_vec();
         if self.prepend_bos
             && let Some(bos) = self.bos_id
@@ -339,8 +370,15 @@ impl HfTokenizer {
     /// `apply_chat_template(messages, add_generation_prompt, tokenize=True)`: renders the
     /// chat template and encodes the text without adding special tokens (the template
     /// writes them).
-    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> anyhow::Result<Vec<u32>> {
-        let template = self.template.as_ref().ok_or_else(|| anyhow!("{} has no chat template", self.origin))?;
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> anyhow::Result<Vec<u32>> {
+        let template = self
+            .template
+            .as_ref()
+            .ok_or_else(|| anyhow!("{} has no chat template", self.origin))?;
         let text = template.render(messages, add_generation_prompt)?;
         self.encode(&text)
     }
@@ -352,12 +390,19 @@ impl Tokenizer for HfTokenizer {
     }
 
     fn encode(&self, text: &str) -> anyhow::Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| anyhow!("encoding {text:?}: {e}"))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| anyhow!("encoding {text:?}: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     fn decode(&self, ids: &[u32]) -> String {
-        let known: Vec<u32> = ids.iter().copied().filter(|&i| (i as usize) < self.vocab_size).collect();
+        let known: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&i| (i as usize) < self.vocab_size)
+            .collect();
         self.inner.decode(&known, true).unwrap_or_default()
     }
 

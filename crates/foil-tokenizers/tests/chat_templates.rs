@@ -41,38 +41,64 @@ fn real_templates_render_like_transformers() {
             let messages: Vec<ChatMessage> = serde_json::from_value(chats[chat].clone()).unwrap();
             let got = template.render(&messages, agp);
             checked += 1;
-            match (got, case.get("text").and_then(|t| t.as_str()), case.get("error")) {
+            match (
+                got,
+                case.get("text").and_then(|t| t.as_str()),
+                case.get("error"),
+            ) {
                 (Ok(got), Some(want), _) if got == want => {}
-                (Ok(got), Some(want), _) => {
-                    failures.push(format!("{name} / {chat} / agp={agp}:\n--- got\n{got}\n--- want\n{want}"))
+                (Ok(got), Some(want), _) => failures.push(format!(
+                    "{name} / {chat} / agp={agp}:\n--- got\n{got}\n--- want\n{want}"
+                )),
+                (Err(e), Some(_), _) => {
+                    failures.push(format!("{name} / {chat} / agp={agp}: error {e:#}"))
                 }
-                (Err(e), Some(_), _) => failures.push(format!("{name} / {chat} / agp={agp}: error {e:#}")),
                 (Err(e), None, Some(want)) => {
                     let want = want.as_str().unwrap();
                     if !e.to_string().contains(want) {
-                        failures.push(format!("{name} / {chat} / agp={agp}: error {e:#}, want one saying {want:?}"));
+                        failures.push(format!(
+                            "{name} / {chat} / agp={agp}: error {e:#}, want one saying {want:?}"
+                        ));
                     }
                 }
-                (Ok(_), None, Some(e)) if KNOWN.contains(&(name, e.as_str().unwrap())) => known += 1,
-                (Ok(got), None, _) => {
-                    failures.push(format!("{name} / {chat} / agp={agp}: rendered {got:?}, transformers raised"))
+                (Ok(_), None, Some(e)) if KNOWN.contains(&(name, e.as_str().unwrap())) => {
+                    known += 1
                 }
-                (Err(e), None, None) => failures.push(format!("{name}: malformed fixture case ({e})")),
+                (Ok(got), None, _) => failures.push(format!(
+                    "{name} / {chat} / agp={agp}: rendered {got:?}, transformers raised"
+                )),
+                (Err(e), None, None) => {
+                    failures.push(format!("{name}: malformed fixture case ({e})"))
+                }
             }
         }
     }
     assert!(checked >= 4 * 6, "too few cases: {checked}");
     eprintln!("{checked} renders checked, {known} known differences ({KNOWN:?})");
-    assert!(failures.is_empty(), "{} of {checked} renders differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} renders differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn llama_3_2_prints_the_pinned_date() {
     let doc = read_json(fixtures().join("chat_templates.json"));
-    let entry = doc["templates"].as_array().unwrap().iter().find(|e| e["name"] == "llama-3.2").unwrap();
-    let t = ChatTemplate::new(entry["source"].as_str().unwrap(), Some("<|begin_of_text|>"), Some("<|eot_id|>"))
+    let entry = doc["templates"]
+        .as_array()
         .unwrap()
-        .with_now(pinned_now(&doc));
+        .iter()
+        .find(|e| e["name"] == "llama-3.2")
+        .unwrap();
+    let t = ChatTemplate::new(
+        entry["source"].as_str().unwrap(),
+        Some("<|begin_of_text|>"),
+        Some("<|eot_id|>"),
+    )
+    .unwrap()
+    .with_now(pinned_now(&doc));
     let text = t.render(&[ChatMessage::new("user", "hi")], true).unwrap();
     assert!(text.contains("Today Date: 14 Mar 2025"), "{text}");
 }

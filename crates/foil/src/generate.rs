@@ -11,6 +11,7 @@ use foil_samplers::Local;
 use serde::Serialize;
 
 use crate::load::inference_model;
+pub use foil_models::hf::policy::Dtype;
 
 /// Settings of one `foil generate` call.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Run the generation once untimed before the timed one.
     pub warmup: bool,
+    /// Parameter dtype of a pretrained model (`bf16` on GPUs).
+    pub dtype: Dtype,
 }
 
 /// One completion.
@@ -61,7 +64,7 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
     anyhow::ensure!(!opts.prompts.is_empty(), "give at least one --prompt");
     let device = parse_device(&opts.device)?;
     let start = Instant::now();
-    let (model, tokenizer) = inference_model(&opts.policy, &device, opts.chat.clone())?;
+    let (model, tokenizer) = inference_model(&opts.policy, &device, opts.chat.clone(), opts.dtype)?;
     let load_seconds = start.elapsed().as_secs_f64();
     let sampler = Local {
         n: opts.n.max(1),

@@ -12,7 +12,7 @@ use foil_core::policy::{InferenceModel, Policy};
 use foil_core::recipe::Recipe;
 use foil_core::tokenizer::Tokenizer;
 use foil_core::{PolicyConfig, Task};
-use foil_models::hf::policy::Hf;
+use foil_models::hf::policy::{Dtype, Hf};
 use foil_tokenizers::PromptFormat;
 
 /// What a path on the command line turned out to be.
@@ -91,12 +91,13 @@ pub fn inference_model(
     path: &Path,
     device: &Device,
     chat: Option<Option<String>>,
+    dtype: Dtype,
 ) -> anyhow::Result<(Box<dyn InferenceModel>, Arc<dyn Tokenizer>)> {
     match PolicyPath::resolve(path)? {
         PolicyPath::Pretrained(p) => {
             let hf = Hf {
                 path: p,
-                dtype: Default::default(),
+                dtype,
                 context: None,
                 prompt: match chat {
                     Some(system) => PromptFormat::Chat { system },

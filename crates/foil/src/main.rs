@@ -84,6 +84,9 @@ enum Command {
         /// Generate once untimed first (GPU kernels compile and autotune on first use).
         #[arg(long)]
         warmup: bool,
+        /// Parameter dtype of a pretrained model: f32, or bf16 on a GPU.
+        #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+        dtype: String,
     },
     /// Write a run's policy as a Hugging Face model directory (LoRA merged).
     Export {
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
             device,
             seed,
             warmup,
+            dtype,
         } => {
             let opts = foil::generate::GenerateOptions {
                 policy,
@@ -170,6 +174,11 @@ fn main() -> ExitCode {
                 device,
                 seed,
                 warmup,
+                dtype: if dtype == "bf16" {
+                    foil::generate::Dtype::Bf16
+                } else {
+                    foil::generate::Dtype::F32
+                },
             };
             foil::generate::generate(&opts).map(|report| {
                 for o in &report.outputs {

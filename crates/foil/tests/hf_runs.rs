@@ -56,6 +56,7 @@ fn gen_opts(policy: &Path, chat: bool) -> GenerateOptions {
         device: "cpu".into(),
         seed: 0,
         warmup: false,
+        dtype: Default::default(),
     }
 }
 

@@ -160,7 +160,14 @@ impl Hf {
     pub fn load_inference(&self, device: &Device) -> anyhow::Result<Box<dyn InferenceModel>> {
         let source = Source::of(&self.path)?;
         let config = source.config()?;
-        let model = source.load(&config, self.context(&config)?, &inner_device(device))?;
+        let mut model = source.load(&config, self.context(&config)?, &inner_device(device))?;
+        if self.dtype == Dtype::Bf16 {
+            anyhow::ensure!(
+                foil_core::backend::is_gpu(device),
+                "hf: dtype bf16 is only supported on a GPU device; use dtype: f32 on the CPU"
+            );
+            model = super::cast::to_dtype(model, burn::tensor::DType::BF16);
+        }
         Ok(Box::new(HfInference {
             model,
             device: inner_device(device),

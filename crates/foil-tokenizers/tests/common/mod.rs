@@ -16,12 +16,15 @@ pub fn fixtures() -> PathBuf {
 pub fn refs_dir() -> PathBuf {
     std::env::var_os("FOIL_TOKENIZER_REFS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/tokenizer-refs"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/tokenizer-refs")
+        })
 }
 
 pub fn read_json(path: impl AsRef<std::path::Path>) -> Value {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
