@@ -70,6 +70,7 @@ pub(crate) mod testing {
                     step_rewards: vec![],
                 })
                 .collect(),
+            baseline: None,
         }
     }
 

@@ -12,6 +12,8 @@
 //!   weight completions by outcome sign, on ±1 or on any base estimator's advantages.
 //! - [`ReinforcePp`] (`reinforce_pp`): REINFORCE++ — the (group-mean-baselined) return,
 //!   whitened over every response token of the batch; per-token credit when discounted.
+//! - [`Remax`] (`remax`): reward minus the reward of the greedy completion (ReMax), which
+//!   the RL stage samples with `baseline_sampler`.
 //! - Wrappers around an `inner` estimator, DAPO's overlong reward shaping:
 //!   [`OverlongPenalty`] (`overlong_penalty`) adds the soft length penalty to the rewards
 //!   first; [`TruncationMask`] (`truncation_mask`) excludes completions that hit
@@ -25,6 +27,7 @@ mod outcome_sign;
 pub mod overlong_penalty;
 pub mod psr;
 pub mod reinforce_pp;
+pub mod remax;
 pub mod rloo;
 pub mod truncation_mask;
 pub mod w_reinforce;
@@ -35,6 +38,7 @@ pub use nsr::Nsr;
 pub use overlong_penalty::OverlongPenalty;
 pub use psr::Psr;
 pub use reinforce_pp::{Baseline, ReinforcePp};
+pub use remax::Remax;
 pub use rloo::Rloo;
 pub use truncation_mask::TruncationMask;
 pub use w_reinforce::WReinforce;

@@ -77,6 +77,10 @@ impl Verdict {
 pub struct ScoredGroup {
     pub group: Group,
     pub verdicts: Vec<Verdict>,
+    /// The verdict of a baseline completion of the same prompt that is not trained on
+    /// (ReMax's greedy rollout), when the stage samples one (`rl.baseline_sampler`).
+    #[serde(default)]
+    pub baseline: Option<Verdict>,
 }
 
 impl ScoredGroup {

@@ -73,6 +73,7 @@ pub(crate) mod tests {
                     step_rewards: vec![],
                 })
                 .collect(),
+            baseline: None,
         }
     }
 

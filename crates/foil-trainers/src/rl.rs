@@ -19,7 +19,7 @@ use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::{InferenceModel, OptimizerConfig};
 use foil_core::run::RunContext;
 use foil_core::{
-    AdvantageEstimator, Filter, Objective, Problem, Sampler, ScoredGroup, Stage, Verifier,
+    AdvantageEstimator, Filter, Objective, Problem, Sampler, ScoredGroup, Stage, Verdict, Verifier,
     register_part, rng,
 };
 use rand::seq::SliceRandom;
@@ -49,6 +49,10 @@ pub struct Rl {
     pub mini_batches: usize,
     /// Log every this many steps (and the last).
     pub log_every: usize,
+    /// Samples one extra completion per prompt that is scored but never trained on, as
+    /// the baseline of estimators that need one (ReMax: `{type: local, n: 1,
+    /// temperature: 0}`, the greedy completion).
+    pub baseline_sampler: Option<Box<dyn Sampler>>,
 }
 
 impl Default for Rl {
@@ -65,6 +69,7 @@ impl Default for Rl {
             ppo_epochs: 1,
             mini_batches: 1,
             log_every: 1,
+            baseline_sampler: None,
         }
     }
 }
@@ -90,6 +95,33 @@ struct RolloutStats {
 }
 
 impl Rl {
+    /// One verdict per problem from `baseline_sampler` (all `None` without one).
+    fn baseline_verdicts(
+        &self,
+        model: &dyn InferenceModel,
+        tok: &dyn foil_core::tokenizer::Tokenizer,
+        problems: &[Problem],
+        seed: u64,
+    ) -> anyhow::Result<Vec<Option<Verdict>>> {
+        let Some(sampler) = &self.baseline_sampler else {
+            return Ok(vec![None; problems.len()]);
+        };
+        anyhow::ensure!(
+            sampler.n() == 1,
+            "rl: baseline_sampler must draw one completion per prompt (n: 1), not {}",
+            sampler.n()
+        );
+        let groups = sampler.sample(model, tok, problems, rng::derive(seed, &[0xba5e]))?;
+        Ok(groups
+            .iter()
+            .map(|g| {
+                g.completions
+                    .first()
+                    .map(|c| self.verifier.verify(&g.problem, &c.text))
+            })
+            .collect())
+    }
+
     /// Samples, verifies and filters until `prompts_per_step` groups are kept or the
     /// filters' round budget is spent.
     fn collect(
@@ -121,13 +153,20 @@ impl Rl {
                 .collect();
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, step as u64, round as u64, 1]);
             let groups = self.sampler.sample(model, tok.as_ref(), &problems, seed)?;
+            let mut baselines = self
+                .baseline_verdicts(model, tok.as_ref(), &problems, seed)?
+                .into_iter();
             for g in groups {
                 let verdicts: Vec<_> = g
                     .completions
                     .iter()
                     .map(|c| self.verifier.verify(&g.problem, &c.text))
                     .collect();
-                let sg = ScoredGroup { group: g, verdicts };
+                let sg = ScoredGroup {
+                    group: g,
+                    verdicts,
+                    baseline: baselines.next().flatten(),
+                };
                 stats.groups_sampled += 1;
                 let nc = sg.num_correct();
                 stats.all_correct_groups += (nc == sg.verdicts.len()) as usize;

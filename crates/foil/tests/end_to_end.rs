@@ -157,3 +157,29 @@ fn resuming_a_directory_without_a_run_is_a_clear_error() {
     .to_string();
     assert!(e.contains("has no recipe.yaml"), "{e}");
 }
+
+#[test]
+fn remax_trains_against_the_greedy_baseline_and_needs_it() {
+    foil::link_all();
+    let tmp = tempfile::tempdir().unwrap();
+    let with = TINY.replace(
+        "    sampler: {type: local, n: 4, max_tokens: 24}\n    objective:",
+        "    sampler: {type: local, n: 4, max_tokens: 24}\n    baseline_sampler: {type: local, n: 1, temperature: 0.0, max_tokens: 24}\n    advantage: {type: remax}\n    objective:",
+    );
+    assert_ne!(with, TINY);
+    let recipe = write_recipe(tmp.path(), &with);
+    let s = run(Some(&recipe), &opts(&tmp.path().join("remax"))).unwrap();
+    assert!(s.finished);
+    assert!(metrics(&s.dir).contains(r#""stage_type":"rl""#));
+    // without the baseline sampler the estimator explains what is missing
+    let without = TINY.replace(
+        "    sampler: {type: local, n: 4, max_tokens: 24}\n    objective:",
+        "    sampler: {type: local, n: 4, max_tokens: 24}\n    advantage: {type: remax}\n    objective:",
+    );
+    let recipe = write_recipe(tmp.path(), &without);
+    let e = format!(
+        "{:#}",
+        run(Some(&recipe), &opts(&tmp.path().join("no-baseline"))).unwrap_err()
+    );
+    assert!(e.contains("baseline_sampler"), "{e}");
+}

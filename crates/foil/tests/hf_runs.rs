@@ -40,7 +40,11 @@ stages:
   - {{type: eval, label: after, k: [1], sampler: {{type: local, n: 2, max_tokens: 12}}}}
 ",
         path = fixture().display(),
-        lora = if lora { "lora: {rank: 4, alpha: 8, targets: [q_proj, v_proj, up_proj]}" } else { "" }
+        lora = if lora {
+            "lora: {rank: 4, alpha: 8, targets: [q_proj, v_proj, up_proj]}"
+        } else {
+            ""
+        }
     )
 }
 
@@ -103,18 +107,28 @@ fn a_run_trains_generates_and_exports() {
         let from_run = generate(&gen_opts(&summary.dir, false)).unwrap();
         let out = tmp.path().join("exported");
         foil::export::export(&summary.dir, &out).unwrap();
-        for f in ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"] {
+        for f in [
+            "model.safetensors",
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ] {
             assert!(out.join(f).exists(), "lora={lora}: {f} missing");
         }
         // the exported directory, read as a pretrained model with chat prompts (the run's
         // format), greedily continues exactly as the run's checkpoint does
         let from_export = generate(&gen_opts(&out, true)).unwrap();
         let ids = |r: &foil::generate::GenerateReport| {
-            r.outputs.iter().map(|o| o.token_ids.clone()).collect::<Vec<_>>()
+            r.outputs
+                .iter()
+                .map(|o| o.token_ids.clone())
+                .collect::<Vec<_>>()
         };
         assert_eq!(ids(&from_run), ids(&from_export), "lora={lora}");
         // export refuses to overwrite
-        let e = foil::export::export(&summary.dir, &out).unwrap_err().to_string();
+        let e = foil::export::export(&summary.dir, &out)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not empty"), "{e}");
     }
 }
@@ -128,6 +142,9 @@ fn bad_policy_paths_are_explained() {
         .to_string();
     assert!(e.contains("does not exist"), "{e}");
     let tmp = tempfile::tempdir().unwrap();
-    let e = generate(&gen_opts(tmp.path(), false)).err().unwrap().to_string();
+    let e = generate(&gen_opts(tmp.path(), false))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("is not a model directory"), "{e}");
 }
