@@ -1,5 +1,7 @@
 //! `eval`: sample `n` completions per test problem and report unbiased pass@k (Chen et
-//! al. 2021), maj@k, mean reward, accuracy and mean response length.
+//! al. 2021), maj@k, mean reward, accuracy and mean response length; with
+//! `by_difficulty: true` also pass@k per difficulty label (`pass@1_d4`: problems of
+//! difficulty 4, e.g. four operands) and the number of problems of each (`problems_d4`).
 //!
 //! ```text
 //! pass@k = E_x[ 1 − C(n − c, k) / C(n, k) ]      c = correct samples of x among n
@@ -27,6 +29,9 @@ pub struct Eval {
     pub verifier: Box<dyn Verifier>,
     /// Problems per sampling call.
     pub chunk: usize,
+    /// Also report pass@k for each difficulty label (`pass@{k}_d{difficulty}`) and the
+    /// number of problems with that label (`problems_d{difficulty}`).
+    pub by_difficulty: bool,
 }
 
 impl Default for Eval {
@@ -39,6 +44,7 @@ impl Default for Eval {
             sampler: Box::new(foil_samplers::Local::default()),
             verifier: Box::new(foil_verifiers::Numeric::default()),
             chunk: 64,
+            by_difficulty: false,
         }
     }
 }
@@ -89,6 +95,9 @@ impl Stage for Eval {
         let bar = ctx.bar(problems.len(), &format!("eval {}", self.label));
         let (mut pass, mut maj) = (vec![0.0; self.k.len()], vec![0.0; self.k.len()]);
         let (mut reward, mut correct, mut length, mut samples) = (0.0, 0.0, 0.0, 0.0);
+        // difficulty → (problems, pass@k sums)
+        let mut by_difficulty: std::collections::BTreeMap<u32, (f64, Vec<f64>)> =
+            Default::default();
         for (c, chunk) in problems.chunks(self.chunk.max(1)).enumerate() {
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, 0xE7A1, c as u64]);
             let groups = self
@@ -107,8 +116,14 @@ impl Stage for Eval {
                     .collect();
                 let answers: Vec<Option<&str>> = answers.iter().map(|a| a.as_deref()).collect();
                 let nc = verdicts.iter().filter(|v| v.correct).count();
+                let d = by_difficulty
+                    .entry(g.problem.difficulty)
+                    .or_insert_with(|| (0.0, vec![0.0; self.k.len()]));
+                d.0 += 1.0;
                 for (i, &k) in self.k.iter().enumerate() {
-                    pass[i] += foil_eval::pass_at_k(n, nc, k).unwrap_or(0.0);
+                    let p = foil_eval::pass_at_k(n, nc, k).unwrap_or(0.0);
+                    pass[i] += p;
+                    d.1[i] += p;
                     maj[i] += foil_eval::maj_at_k(&answers, &g.problem.answer, k).unwrap_or(0.0);
                 }
                 for (v, c) in verdicts.iter().zip(&g.completions) {
@@ -135,6 +150,14 @@ impl Stage for Eval {
         metrics.push(("mean_reward".into(), reward / samples));
         metrics.push(("mean_length".into(), length / samples));
         metrics.push(("problems".into(), np));
+        if self.by_difficulty {
+            for (d, (count, sums)) in &by_difficulty {
+                for (i, &k) in self.k.iter().enumerate() {
+                    metrics.push((format!("pass@{k}_d{d}"), sums[i] / count));
+                }
+                metrics.push((format!("problems_d{d}"), *count));
+            }
+        }
         ctx.log(0, &metrics)?;
         if ctx.progress {
             let summary: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();

@@ -5,6 +5,7 @@
 pub mod export;
 pub mod generate;
 pub mod load;
+pub mod selftest;
 
 // Linking these crates is what registers their parts (typetag + inventory).
 use foil_advantages as _;

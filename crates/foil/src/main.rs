@@ -88,6 +88,18 @@ enum Command {
         #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
         dtype: String,
     },
+    /// Check this build against transformers on the fixture checkpoints (logits of a
+    /// padded batch and 20 greedy KV-cache steps), on any device.
+    Selftest {
+        /// Directory of fixture checkpoints (each with expected.json).
+        #[arg(long, default_value = "crates/foil-models/tests/fixtures/hf")]
+        fixtures: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Largest accepted max abs logit difference.
+        #[arg(long, default_value_t = 1e-4)]
+        tol: f32,
+    },
     /// Write a run's policy as a Hugging Face model directory (LoRA merged).
     Export {
         /// Run directory (newest checkpoint) or checkpoint directory.
@@ -197,6 +209,11 @@ fn main() -> ExitCode {
                 );
             })
         }
+        Command::Selftest {
+            fixtures,
+            device,
+            tol,
+        } => foil::selftest::selftest(&fixtures, &device, tol),
         Command::Export { run, out } => foil::export::export(&run, &out).map(|()| {
             eprintln!("wrote {}", out.display());
         }),

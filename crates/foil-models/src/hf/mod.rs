@@ -12,6 +12,7 @@
 //! | `weights.rs` | safetensors in/out through burn-store (keys, layout, dtype, shards) |
 //! | `gguf.rs` | GGUF metadata, dequantised tensors and vocabulary → the same model |
 //! | `cast.rs` | f32 ↔ bf16 parameters |
+//! | `parity.rs` | logits vs transformers on a fixture checkpoint (tests, `foil selftest`) |
 //! | `policy.rs` | the `hf` recipe part |
 
 pub mod cast;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod decoder;
 pub mod gguf;
 pub mod lora;
+pub mod parity;
 pub mod policy;
 pub mod rope;
 pub mod weights;

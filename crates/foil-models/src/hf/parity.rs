@@ -1,0 +1,171 @@
+//! Logit parity with Hugging Face transformers on a fixture checkpoint (written by
+//! `scripts/fixtures/make_hf_fixtures.py`): a left-padded batch through the full forward
+//! pass, then greedy decoding with the KV cache, compared with what transformers computed
+//! on the same weights (`expected.json`). Used by the test suite on the CPU and by
+//! `foil selftest` on any device, so a GPU build can be checked where it runs.
+
+use std::path::Path;
+
+use anyhow::Context;
+use burn::tensor::{Int, Tensor, TensorData};
+use foil_core::backend::{B, Device};
+use foil_core::batch::{SeqBatch, to_vec};
+use serde_json::Value;
+
+use super::{HfConfig, HfDecoder, weights};
+
+/// What one fixture gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parity {
+    /// Max |ours − transformers| over the real positions of the padded batch.
+    pub forward_max_diff: f32,
+    /// Max |ours − transformers| over the logits of every decode step.
+    pub decode_max_diff: f32,
+    /// Greedy decode steps compared.
+    pub steps: usize,
+    /// The first (row, step) where our greedy token differs, if any.
+    pub first_token_mismatch: Option<(usize, usize)>,
+}
+
+impl Parity {
+    /// Whether both maxima are below `tol` and every greedy token agrees.
+    pub fn holds(&self, tol: f32) -> bool {
+        self.forward_max_diff < tol
+            && self.decode_max_diff < tol
+            && self.first_token_mismatch.is_none()
+    }
+}
+
+struct Expected {
+    vocab: usize,
+    rows: Vec<Vec<u32>>,
+    t: usize,
+    logits: Vec<f32>,
+    generated: Vec<Vec<u32>>,
+    step_logits: Vec<f32>,
+}
+
+fn ints(v: &Value, what: &str) -> anyhow::Result<Vec<Vec<u32>>> {
+    v.as_array()
+        .with_context(|| format!("`{what}` is not a list"))?
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .with_context(|| format!("`{what}` is not a list of lists"))?
+                .iter()
+                .map(|x| {
+                    x.as_u64()
+                        .map(|x| x as u32)
+                        .with_context(|| format!("`{what}` holds a non-integer"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn floats(v: &Value, what: &str) -> anyhow::Result<Vec<f32>> {
+    v.as_array()
+        .with_context(|| format!("`{what}` is not a list"))?
+        .iter()
+        .map(|x| {
+            x.as_f64()
+                .map(|x| x as f32)
+                .with_context(|| format!("`{what}` holds a non-number"))
+        })
+        .collect()
+}
+
+fn expected(dir: &Path) -> anyhow::Result<Expected> {
+    let path = dir.join("expected.json");
+    let j: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let tokens = ints(&j["tokens"], "tokens")?;
+    let mask = ints(&j["mask"], "mask")?;
+    let rows = tokens
+        .iter()
+        .zip(&mask)
+        .map(|(t, m)| {
+            t.iter()
+                .zip(m)
+                .filter(|(_, m)| **m == 1)
+                .map(|(t, _)| *t)
+                .collect()
+        })
+        .collect();
+    Ok(Expected {
+        vocab: j["vocab"].as_u64().context("`vocab` missing")? as usize,
+        t: tokens.first().map_or(0, Vec::len),
+        rows,
+        logits: floats(&j["logits"], "logits")?,
+        generated: ints(&j["generated"], "generated")?,
+        step_logits: floats(&j["step_logits"], "step_logits")?,
+    })
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Loads the fixture checkpoint in `dir` on `device` and compares it with transformers.
+pub fn check_fixture(dir: &Path, device: &Device) -> anyhow::Result<Parity> {
+    let config = HfConfig::from_dir(dir)?;
+    let model = HfDecoder::<B>::init(&config, 64, device);
+    let model = weights::load_safetensors(model, &weights::checkpoint_files(dir)?)?;
+    let e = expected(dir)?;
+    let v = e.vocab;
+    let n = e.rows.len();
+
+    let batch = SeqBatch::left_padded(&e.rows, 0);
+    anyhow::ensure!(batch.t == e.t, "fixture rows do not match their mask");
+    let input = batch.to_input(device);
+    let got = to_vec(model.forward(
+        input.tokens.clone(),
+        input.positions.clone(),
+        input.key_valid.clone(),
+    ));
+    let mut forward = 0f32;
+    for (r, row) in e.rows.iter().enumerate() {
+        for c in e.t - row.len()..e.t {
+            let at = (r * e.t + c) * v;
+            forward = forward.max(max_diff(&got[at..at + v], &e.logits[at..at + v]));
+        }
+    }
+
+    let steps = e.generated.first().map_or(0, Vec::len);
+    let (mut logits, mut cache) = model.prefill(input.tokens, input.positions, input.key_valid);
+    let mut decode = 0f32;
+    let mut mismatch = None;
+    for step in 0..steps {
+        let host = to_vec(logits.clone());
+        let want = &e.step_logits[step * n * v..(step + 1) * n * v];
+        decode = decode.max(max_diff(&host, want));
+        // continue with transformers' tokens so one flipped near-tie does not cascade
+        let mut next = Vec::with_capacity(n);
+        for r in 0..n {
+            let row = &host[r * v..(r + 1) * v];
+            let ours = (0..v)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0);
+            let theirs = e.generated[r][step];
+            if ours as u32 != theirs && mismatch.is_none() {
+                mismatch = Some((r, step));
+            }
+            next.push(theirs as i64);
+        }
+        let pos: Vec<i64> = e.rows.iter().map(|p| (p.len() + step) as i64).collect();
+        let tt = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [n, 1]), device);
+        let pp = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n, 1]), device);
+        logits = model.decode(&mut cache, tt, pp);
+    }
+    Ok(Parity {
+        forward_max_diff: forward,
+        decode_max_diff: decode,
+        steps,
+        first_token_mismatch: mismatch,
+    })
+}

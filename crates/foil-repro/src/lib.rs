@@ -1,0 +1,139 @@
+//! # foil-repro
+//!
+//! Reproduction checks (`cargo xtask repro NAME [--quick] [--seeds N]`): each runs the
+//! comparison a paper's claim rests on at small scale, over several seeds, in process
+//! (recipes from `recipes/` through [`foil_trainers::run`] with `--set`-style overrides),
+//! prints and writes a table (mean ± std and the per-seed values), draws a PNG, and
+//! decides the claim with an acceptance rule fixed in advance ([`rules`]). A claim that
+//! does not hold is reported as such and makes the command exit non-zero.
+//!
+//! | reproduction | claim |
+//! |---|---|
+//! | [`psr_nsr`] | NSR keeps pass@k at large k, PSR raises pass@1 and lowers pass@k at large k, W-REINFORCE ≥ GRPO across k (Zhu et al. 2025) |
+//! | [`ngrpo_zero_groups`] | NGRPO gets gradient from all-incorrect groups where GRPO's is exactly zero, and improves hard-problem accuracy (Nan et al. 2025) |
+//!
+//! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
+//! `result.json`, `<name>.png`, and the runs under `runs/`. `--quick` is a cut-down
+//! version that checks only what its budget can decide reliably; every module says which.
+
+pub mod arms;
+pub mod ngrpo_zero_groups;
+pub mod plot;
+pub mod psr_nsr;
+pub mod report;
+pub mod rules;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub use report::Report;
+
+/// How to run a reproduction.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The cut-down version.
+    pub quick: bool,
+    /// Seeds `1..=N` (each reproduction has its own default for full and quick runs).
+    pub seeds: Option<usize>,
+    /// The repository root (recipes are read from `recipes/` under it).
+    pub root: PathBuf,
+    /// Parent of the result directories (`runs/repro`).
+    pub out: PathBuf,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+impl Options {
+    /// Defaults for the repository at `root`: full runs, results in `root/runs/repro`.
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            quick: false,
+            seeds: None,
+            out: root.join("runs").join("repro"),
+            root,
+            progress: true,
+        }
+    }
+
+    /// A recipe file under `recipes/`.
+    pub fn recipe(&self, file: &str) -> PathBuf {
+        self.root.join("recipes").join(file)
+    }
+
+    /// The result directory of reproduction `name`.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.out.join(if self.quick {
+            format!("{name}-quick")
+        } else {
+            name.to_string()
+        })
+    }
+
+    /// The seeds to run: `--seeds N`, else `full` or `quick` of them, numbered from 1.
+    pub fn seed_list(&self, full: usize, quick: usize) -> Vec<u64> {
+        let n = self.seeds.unwrap_or(if self.quick { quick } else { full });
+        (1..=n.max(1) as u64).collect()
+    }
+
+    /// The command line that reproduces this run.
+    pub fn command(&self, name: &str) -> String {
+        let mut c = format!("cargo xtask repro {name}");
+        if self.quick {
+            c.push_str(" --quick");
+        }
+        if let Some(n) = self.seeds {
+            c.push_str(&format!(" --seeds {n}"));
+        }
+        c
+    }
+}
+
+/// One reproduction.
+pub struct Repro {
+    pub name: &'static str,
+    /// One line: the claim and the paper.
+    pub about: &'static str,
+    /// Runs it and returns its report (not yet written).
+    pub run: fn(&Options) -> anyhow::Result<Report>,
+}
+
+/// Every reproduction, in the order `cargo xtask repro` (without a name) runs them.
+pub const REPROS: &[Repro] = &[
+    Repro {
+        name: psr_nsr::NAME,
+        about: psr_nsr::ABOUT,
+        run: psr_nsr::run,
+    },
+    Repro {
+        name: ngrpo_zero_groups::NAME,
+        about: ngrpo_zero_groups::ABOUT,
+        run: ngrpo_zero_groups::run,
+    },
+];
+
+/// The reproduction called `name`.
+pub fn find(name: &str) -> Option<&'static Repro> {
+    REPROS.iter().find(|r| r.name == name)
+}
+
+/// Runs one reproduction, writes its results and prints its report; returns it.
+pub fn run_one(repro: &Repro, opts: &Options) -> anyhow::Result<Report> {
+    foil::link_all();
+    let t = Instant::now();
+    if opts.progress {
+        eprintln!(
+            "== repro {}{}: {}",
+            repro.name,
+            if opts.quick { " (quick)" } else { "" },
+            repro.about
+        );
+    }
+    let mut report = (repro.run)(opts)?;
+    report.wall_s = t.elapsed().as_secs_f64();
+    let dir = opts.dir(repro.name);
+    report.write(&dir)?;
+    println!("{}", report.markdown());
+    println!("(written to {})", dir.display());
+    Ok(report)
+}
