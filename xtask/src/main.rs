@@ -6,8 +6,9 @@
 //! | `check RECIPE` / `list` | `foil check` / `foil list` |
 //! | `test` | `cargo test --workspace` (what `.ci/run` calls) |
 //! | `bench` | the criterion benches, then one table of their medians and ratios |
-//! | `ci` | fmt check, clippy with warnings denied, tests, and a shortened quickstart |
+//! | `ci` | fmt check, clippy with warnings denied, tests, a shortened quickstart, and `repro --quick` |
 //! | `fetch TARGET [--force]` | downloads a model or data set into `models/` or `data/` (see [`FETCH_TARGETS`]) |
+//! | `repro [NAME…] [--quick] [--seeds N] [--out DIR]` | reproduction checks (`foil-repro`): every one without a name; exits non-zero when a claim does not hold |
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -128,7 +129,8 @@ fn ci() -> anyhow::Result<()> {
     ]);
     status(c)?;
     test()?;
-    smoke()
+    smoke()?;
+    repro(&["--quick".to_string()])
 }
 
 /// A shortened quickstart: every stage runs, in seconds.
@@ -155,6 +157,84 @@ fn smoke() -> anyhow::Result<()> {
     .map(|s| s.to_string())
     .collect();
     foil(&args)
+}
+
+/// `cargo xtask repro [NAME…] [--quick] [--seeds N] [--out DIR]`: runs the named
+/// reproductions (all of them without a name) in this process, writes their results
+/// under `runs/repro/` and fails when a claim does not hold.
+fn repro(args: &[String]) -> anyhow::Result<()> {
+    let known = || {
+        foil_repro::REPROS
+            .iter()
+            .map(|r| format!("  {}: {}", r.name, r.about))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut opts = foil_repro::Options::new(root());
+    let mut names = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--seeds" => {
+                let n = it.next().context("repro: --seeds needs a number")?;
+                let n: usize = n
+                    .parse()
+                    .with_context(|| format!("repro: --seeds {n:?} is not a number"))?;
+                if n == 0 {
+                    bail!("repro: --seeds must be at least 1");
+                }
+                opts.seeds = Some(n);
+            }
+            "--out" => {
+                opts.out = PathBuf::from(it.next().context("repro: --out needs a directory")?);
+            }
+            "--list" => {
+                println!("{}", known());
+                return Ok(());
+            }
+            f if f.starts_with('-') => {
+                bail!("repro: unknown option {f} (known: --quick, --seeds N, --out DIR, --list)")
+            }
+            n => match foil_repro::find(n) {
+                Some(r) => names.push(r),
+                None => bail!("repro: unknown reproduction {n:?}; known:\n{}", known()),
+            },
+        }
+    }
+    if names.is_empty() {
+        names = foil_repro::REPROS.iter().collect();
+    }
+    let start = std::time::Instant::now();
+    let mut failed = Vec::new();
+    let mut summary = Vec::new();
+    for r in names {
+        let report = foil_repro::run_one(r, &opts)?;
+        summary.push(format!(
+            "{}: {} ({:.0} s)",
+            r.name,
+            if report.holds() {
+                "holds"
+            } else {
+                "DOES NOT HOLD"
+            },
+            report.wall_s
+        ));
+        if !report.holds() {
+            failed.push(r.name);
+        }
+    }
+    println!("== repro{}", if opts.quick { " --quick" } else { "" });
+    for s in &summary {
+        println!("{s}");
+    }
+    println!("total {:.0} s", start.elapsed().as_secs_f64());
+    if !failed.is_empty() {
+        // a finding, not a failure of the tool: no backtrace
+        eprintln!("error: does not hold: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// One thing `cargo xtask fetch` can download.
@@ -324,9 +404,10 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("smoke") => smoke(),
         Some("fetch") => fetch(&args[1..]),
+        Some("repro") => repro(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run RECIPE [args…] | check RECIPE | list | test | bench | ci | smoke | fetch TARGET [--force]>"
+                "usage: cargo xtask <run RECIPE [args…] | check RECIPE | list | test | bench | ci | smoke | fetch TARGET [--force] | repro [NAME…] [--quick] [--seeds N] [--out DIR]>"
             );
             std::process::exit(2)
         }

@@ -314,7 +314,7 @@ fn max(v: &[f64]) -> f64 {
 pub fn probe_checks(probes: &[Probe]) -> Vec<Check> {
     vec![
         all_zero(
-            "GRPO's credit on all-incorrect groups is exactly 0 (largest |credit| per seed)",
+            "GRPO's credit on all-incorrect groups is exactly 0 (largest absolute credit per seed)",
             &probe_values(probes, "GRPO", |p| max_abs(&p.credits)),
         ),
         all_negative(
@@ -330,11 +330,11 @@ pub fn probe_checks(probes: &[Probe]) -> Vec<Check> {
             &probe_values(probes, "NGRPO", |p| p.logit_grad_norm),
         ),
         all_zero(
-            "one GRPO AdamW step leaves every logit unchanged (max |Δ logit| per seed)",
+            "one GRPO AdamW step leaves every logit unchanged (largest absolute logit change per seed)",
             &probe_values(probes, "GRPO", |p| p.step_max_logit_change),
         ),
         all_positive(
-            "one NGRPO AdamW step moves the policy (max |Δ logit| per seed)",
+            "one NGRPO AdamW step moves the policy (largest absolute logit change per seed)",
             &probe_values(probes, "NGRPO", |p| p.step_max_logit_change),
         ),
         all_positive(
@@ -378,7 +378,7 @@ fn probe_table(probes: &[Probe]) -> String {
                 "kept by the recipe's filters",
                 "credit per completion",
                 "‖∂L/∂logits‖",
-                "max |Δ logit| after one step",
+                "largest absolute logit change after one step",
             ],
             &rows
         )

@@ -105,8 +105,19 @@ fn y_range(points: impl Iterator<Item = (f64, f64)>, extra: &[f64]) -> (f64, f64
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.08).max(0.01);
-    (lo - pad, hi + pad)
+    let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.01 };
+    // bars of non-negative values start at the axis
+    let low = if lo >= 0.0 && extra.contains(&0.0) { 0.0 } else { lo - pad };
+    (low, hi + pad)
+}
+
+/// Decimals that tell the y ticks of a span apart (2 to 6).
+fn decimals(y0: f64, y1: f64) -> usize {
+    let span = (y1 - y0).abs();
+    if span <= 0.0 || !span.is_finite() {
+        return 2;
+    }
+    ((-span.log10()).ceil() as i64 + 1).clamp(2, 6) as usize
 }
 
 /// Writes `panels` side by side into a PNG of `width × height` pixels, with a title.
@@ -248,7 +259,7 @@ fn draw_lines(
         .y_desc(y_label)
         .x_labels(200)
         .x_label_formatter(&x_fmt)
-        .y_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| format!("{v:.*}", decimals(y0, y1)))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
@@ -337,7 +348,7 @@ fn draw_bars(
         .y_desc(y_label)
         .x_labels(n)
         .x_label_formatter(&x_fmt)
-        .y_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| format!("{v:.*}", decimals(y0, y1)))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .disable_x_mesh()

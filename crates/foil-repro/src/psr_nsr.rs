@@ -419,9 +419,8 @@ mod tests {
         let c = checks(&r, false).unwrap();
         let w1 = c
             .iter()
-            .find(|c| c.claim.contains("pass@1 (after"))
+            .find(|c| c.claim.starts_with("W-REINFORCE ≥ GRPO at pass@1 "))
             .unwrap();
-        assert!(w1.claim.starts_with("W-REINFORCE"));
         assert!(!w1.holds);
         assert_eq!(c.iter().filter(|c| !c.holds).count(), 1);
     }

@@ -30,9 +30,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// The claim holds when every check does.
+    /// The claim (or, for `--quick`, what it checks) holds when every gating check does
+    /// and there is at least one.
     pub fn holds(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.holds)
+        let mut gating = self.checks.iter().filter(|c| c.gating).peekable();
+        gating.peek().is_some() && gating.all(|c| c.holds)
     }
 
     /// The table of checks.
@@ -66,7 +68,9 @@ impl Report {
 
     /// The whole report as markdown.
     pub fn markdown(&self) -> String {
-        let held = self.checks.iter().filter(|c| c.holds).count();
+        let gating: Vec<_> = self.checks.iter().filter(|c| c.gating).collect();
+        let reported: Vec<_> = self.checks.iter().filter(|c| !c.gating).collect();
+        let held = gating.iter().filter(|c| c.holds).count();
         let mut s = format!(
             "# `{}`{}\n\n**Claim.** {}\n\n`{}` — seeds {}, {:.0} s wall time.\n\n",
             self.name,
@@ -86,15 +90,24 @@ impl Report {
         }
         s.push_str("## Checks\n\n");
         s.push_str(&self.checks_table());
+        let verdict = match (self.quick, self.holds()) {
+            (false, true) => "The claim holds",
+            (false, false) => "The claim does not hold",
+            (true, true) => "The --quick checks hold",
+            (true, false) => "The --quick checks do not hold",
+        };
         s.push_str(&format!(
-            "\n\n**{}**: {held} of {} checks hold.\n",
-            if self.holds() {
-                "The claim holds"
-            } else {
-                "The claim does not hold"
-            },
-            self.checks.len()
+            "\n\n**{verdict}**: {held} of {} gating checks hold",
+            gating.len()
         ));
+        if !reported.is_empty() {
+            s.push_str(&format!(
+                "; reported only: {} of {} hold",
+                reported.iter().filter(|c| c.holds).count(),
+                reported.len()
+            ));
+        }
+        s.push_str(".\n");
         if let Some(p) = &self.plot {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             s.push_str(&format!("\n![{}]({name})\n", self.name));
@@ -162,6 +175,23 @@ mod tests {
         assert!(md.contains("![t](t.png)"), "{md}");
         // no checks is not a pass
         assert!(!report(vec![]).holds());
+    }
+
+    #[test]
+    fn reported_checks_do_not_gate_but_show() {
+        let ok = raises("PSR raises pass@1", &[0.05, 0.07]);
+        let bad = at_least("NSR keeps pass@8", &[-0.12, -0.10], TOL).reported();
+        let mut r = report(vec![ok, bad.clone()]);
+        r.quick = true;
+        assert!(r.holds());
+        let md = r.markdown();
+        assert!(
+            md.contains("The --quick checks hold**: 1 of 1 gating checks hold; reported only: 0 of 1 hold."),
+            "{md}"
+        );
+        assert!(md.contains("**does not hold** (reported, not gating)"), "{md}");
+        // reported checks alone decide nothing
+        assert!(!report(vec![bad]).holds());
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! `v` is a change (after − before) or a paired difference between two methods trained
 //! from the same checkpoint with the same seed. `sem = std / sqrt(n)` with the sample
 //! standard deviation.
+//!
+//! A check is *gating* (it decides the claim and the exit status) unless marked
+//! [`Check::reported`]: `--quick` versions report, without gating on them, the parts of a
+//! claim they cannot decide reliably or that do not hold at this scale.
 
 use serde::Serialize;
 
@@ -32,6 +36,8 @@ pub struct Check {
     /// The per-seed values the rule was applied to.
     pub values: Summary,
     pub holds: bool,
+    /// Whether it decides the claim (false: shown in the report only).
+    pub gating: bool,
 }
 
 impl Check {
@@ -41,6 +47,15 @@ impl Check {
             rule,
             values: Summary::of(values),
             holds,
+            gating: true,
+        }
+    }
+
+    /// The same check, shown in the report but not deciding the claim.
+    pub fn reported(self) -> Self {
+        Self {
+            gating: false,
+            ..self
         }
     }
 }

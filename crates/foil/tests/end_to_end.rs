@@ -116,6 +116,36 @@ fn same_seed_same_metrics_and_resume_matches_an_uninterrupted_run() {
 }
 
 #[test]
+fn eval_by_difficulty_splits_pass_at_k_by_operands() {
+    foil::link_all();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "\
+name: tiny
+seed: 3
+device: cpu
+task: {type: arithmetic, min_operands: 2, max_operands: 3, max_operand: 3, ops: '+', modulus: 10, train: 48, test: 12}
+policy: {type: tiny_gpt, d_model: 32, layers: 1, heads: 2, context: 40}
+stages:
+  - {type: sft, steps: 20, batch: 16, optimizer: {type: adamw, lr: 1.0e-2}}
+  - {type: eval, label: e, k: [1, 2], by_difficulty: true, sampler: {type: local, n: 2, max_tokens: 24}}
+";
+    let recipe = write_recipe(tmp.path(), text);
+    let s = run(Some(&recipe), &opts(&tmp.path().join("r"))).unwrap();
+    let m = &s.evals[0].metrics;
+    let get = |k: &str| m.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let (n2, n3) = (get("problems_d2").unwrap(), get("problems_d3").unwrap());
+    assert_eq!(n2 + n3, get("problems").unwrap());
+    assert!(get("problems_d4").is_none());
+    for k in [1, 2] {
+        let all = get(&format!("pass@{k}")).unwrap();
+        let d2 = get(&format!("pass@{k}_d2")).unwrap();
+        let d3 = get(&format!("pass@{k}_d3")).unwrap();
+        // the overall pass@k is the problem-weighted mean of the per-difficulty ones
+        assert!(((n2 * d2 + n3 * d3) / (n2 + n3) - all).abs() < 1e-9, "k = {k}");
+    }
+}
+
+#[test]
 fn nan_loss_is_a_clear_error_and_leaves_the_last_checkpoint_whole() {
     foil::link_all();
     let tmp = tempfile::tempdir().unwrap();
