@@ -141,7 +141,10 @@ stages:
         let d2 = get(&format!("pass@{k}_d2")).unwrap();
         let d3 = get(&format!("pass@{k}_d3")).unwrap();
         // the overall pass@k is the problem-weighted mean of the per-difficulty ones
-        assert!(((n2 * d2 + n3 * d3) / (n2 + n3) - all).abs() < 1e-9, "k = {k}");
+        assert!(
+            ((n2 * d2 + n3 * d3) / (n2 + n3) - all).abs() < 1e-9,
+            "k = {k}"
+        );
     }
 }
 
