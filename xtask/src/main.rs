@@ -210,16 +210,13 @@ fn repro(args: &[String]) -> anyhow::Result<()> {
     let mut summary = Vec::new();
     for r in names {
         let report = foil_repro::run_one(r, &opts)?;
-        summary.push(format!(
-            "{}: {} ({:.0} s)",
-            r.name,
-            if report.holds() {
-                "holds"
-            } else {
-                "DOES NOT HOLD"
-            },
-            report.wall_s
-        ));
+        let verdict = match (opts.quick, report.holds()) {
+            (false, true) => "the claim holds",
+            (false, false) => "the claim DOES NOT HOLD",
+            (true, true) => "the --quick checks hold",
+            (true, false) => "the --quick checks DO NOT HOLD",
+        };
+        summary.push(format!("{}: {verdict} ({:.0} s)", r.name, report.wall_s));
         if !report.holds() {
             failed.push(r.name);
         }

@@ -35,6 +35,10 @@
 //!    pass@1 on 5-operand problems after RL, NGRPO − GRPO paired by seed, > 0 and > one
 //!    standard error.
 //!
+//! **Measured** (seeds 1–3, `docs/reproductions.md`): 1–7 hold (GRPO's credit, gradient
+//! and update exactly zero, NGRPO's credit −1/3); 8 does not (NGRPO − GRPO on 5-operand
+//! pass@1 −0.064 ± 0.054, below GRPO on every seed).
+//!
 //! **`--quick`** runs part A (checks 1–7, three seeds, seconds) and not part B: a hard-problem
 //! accuracy difference needs the full training runs.
 
@@ -488,8 +492,10 @@ fn hard_tables(runs: &[ArmRun], seeds: &[u64]) -> anyhow::Result<String> {
     let counts: Vec<String> = ds
         .iter()
         .map(|d| {
-            values(runs, "GRPO", "before", &format!("problems_d{d}"))
-                .map(|v| format!("{d}: {}", Summary::of(&v).per_seed()))
+            values(runs, "GRPO", "before", &format!("problems_d{d}")).map(|v| {
+                let n: Vec<String> = v.iter().map(|x| format!("{x:.0}")).collect();
+                format!("{d} operands: {}", n.join(", "))
+            })
         })
         .collect::<anyhow::Result<_>>()?;
     let mut s = format!(

@@ -107,7 +107,11 @@ fn y_range(points: impl Iterator<Item = (f64, f64)>, extra: &[f64]) -> (f64, f64
     }
     let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.01 };
     // bars of non-negative values start at the axis
-    let low = if lo >= 0.0 && extra.contains(&0.0) { 0.0 } else { lo - pad };
+    let low = if lo >= 0.0 && extra.contains(&0.0) {
+        0.0
+    } else {
+        lo - pad
+    };
     (low, hi + pad)
 }
 
@@ -233,6 +237,14 @@ fn draw_lines(
         }),
         &[],
     );
+    let ticks: Vec<f64> = {
+        let mut t: Vec<f64> = lines.iter().flat_map(|l| l.xs.clone()).collect();
+        t.sort_by(|a, b| a.total_cmp(b));
+        t.dedup();
+        t
+    };
+    // as many labels as x values: for k = 1, 2, 4, 8 (log2: 0..3) plotters then puts its
+    // ticks on the integers, which the formatter names; other positions stay unlabelled
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
@@ -240,12 +252,6 @@ fn draw_lines(
         .y_label_area_size(60)
         .build_cartesian_2d((x0 - xpad)..(x1 + xpad), y0..y1)
         .map_err(err)?;
-    let ticks: Vec<f64> = {
-        let mut t: Vec<f64> = lines.iter().flat_map(|l| l.xs.clone()).collect();
-        t.sort_by(|a, b| a.total_cmp(b));
-        t.dedup();
-        t
-    };
     let x_fmt = |v: &f64| {
         // label only the x values that occur (k = 1, 2, 4, 8)
         match ticks.iter().find(|&&t| (tx(t) - v).abs() < 1e-6) {
@@ -257,7 +263,7 @@ fn draw_lines(
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
-        .x_labels(200)
+        .x_labels(ticks.len())
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&|v| format!("{v:.*}", decimals(y0, y1)))
         .label_style(("sans-serif", 14))

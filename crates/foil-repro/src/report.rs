@@ -51,12 +51,19 @@ impl Report {
                         c.values.signed_mean_std(),
                         c.values.signed_per_seed()
                     ),
-                    if c.holds {
-                        "holds"
-                    } else {
-                        "**does not hold**"
-                    }
-                    .to_string(),
+                    format!(
+                        "{}{}",
+                        if c.holds {
+                            "holds"
+                        } else {
+                            "**does not hold**"
+                        },
+                        if c.gating {
+                            ""
+                        } else {
+                            " (reported, not gating)"
+                        }
+                    ),
                 ]
             })
             .collect();
@@ -167,7 +174,7 @@ mod tests {
         assert!(!r.holds());
         let md = r.markdown();
         assert!(
-            md.contains("The claim does not hold**: 1 of 2 checks hold."),
+            md.contains("The claim does not hold**: 1 of 2 gating checks hold."),
             "{md}"
         );
         assert!(md.contains("**does not hold**"), "{md}");
@@ -186,10 +193,15 @@ mod tests {
         assert!(r.holds());
         let md = r.markdown();
         assert!(
-            md.contains("The --quick checks hold**: 1 of 1 gating checks hold; reported only: 0 of 1 hold."),
+            md.contains(
+                "The --quick checks hold**: 1 of 1 gating checks hold; reported only: 0 of 1 hold."
+            ),
             "{md}"
         );
-        assert!(md.contains("**does not hold** (reported, not gating)"), "{md}");
+        assert!(
+            md.contains("**does not hold** (reported, not gating)"),
+            "{md}"
+        );
         // reported checks alone decide nothing
         assert!(!report(vec![bad]).holds());
     }
