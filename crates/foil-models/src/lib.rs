@@ -4,6 +4,7 @@
 //! procedural tasks and the reproduction checks.
 
 pub mod tiny_gpt;
+pub mod trainable;
 
 pub use tiny_gpt::{TinyGpt, TinyGptModel};
 pub mod hf;

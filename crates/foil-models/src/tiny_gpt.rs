@@ -15,20 +15,19 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use foil_core::backend::{B as FB, Device, inner_device, materialize, train_device, with_seed};
 use foil_core::batch::SeqInput;
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
+
+use crate::trainable::{self, Adam, causal_bias, key_bias};
 
 /// Recipe part: `policy: {type: tiny_gpt, d_model: 128, layers: 4, heads: 4, context: 96}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -200,23 +199,6 @@ pub struct TinyGptModel<B: Backend> {
     context: usize,
 }
 
-/// Additive mask for queries `t` over keys `t`: `0` where `j ≤ i` and key `j` is real,
-/// `−1e9` elsewhere. Shape `[n, 1, t, t]`.
-fn full_bias<B: Backend>(input_valid: Tensor<B, 2>, device: &B::Device) -> Tensor<B, 4> {
-    let [n, t] = input_valid.dims();
-    let causal: Vec<f32> = (0..t * t)
-        .map(|ij| if ij % t > ij / t { -1e9 } else { 0.0 })
-        .collect();
-    let causal =
-        Tensor::<B, 2>::from_data(TensorData::new(causal, [t, t]), device).reshape([1, 1, t, t]);
-    causal + key_bias(input_valid).reshape([n, 1, 1, t])
-}
-
-/// `0` for real keys, `−1e9` for padding.
-fn key_bias<B: Backend>(valid: Tensor<B, 2>) -> Tensor<B, 2> {
-    (valid - 1.0) * 1e9
-}
-
 /// Decode state: per-layer caches and the key bias `[n, 1, 1, t_keys]`.
 struct GptCache<B: Backend> {
     layers: Vec<LayerCache<B>>,
@@ -254,7 +236,8 @@ impl<B: Backend> TinyGptModel<B> {
         let device = self.head.weight.val().device();
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
-        let bias = full_bias(valid.clone(), &device);
+        let key_bias = key_bias(valid);
+        let bias = causal_bias(key_bias.clone(), &device);
         let mut h = self.embed(tokens, positions);
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
@@ -262,10 +245,7 @@ impl<B: Backend> TinyGptModel<B> {
             h = b.forward(h, bias.clone(), None, &mut fresh);
             layers.push(fresh.expect("block fills its cache"));
         }
-        let cache = GptCache {
-            layers,
-            key_bias: key_bias(valid).reshape([n, 1, 1, t]),
-        };
+        let cache = GptCache { layers, key_bias };
         (self.logits(h), cache)
     }
 
@@ -291,7 +271,7 @@ impl<B: Backend> TinyGptModel<B> {
 /// The trainable `tiny_gpt` with its AdamW state.
 pub struct TinyGptPolicy {
     model: Option<TinyGptModel<FB>>,
-    optim: OptimizerAdaptor<AdamW, TinyGptModel<FB>, FB>,
+    optim: Adam<TinyGptModel<FB>>,
     device: Device,
 }
 
@@ -300,9 +280,6 @@ impl TinyGptPolicy {
         self.model.as_ref().expect("model present between steps")
     }
 }
-
-const WEIGHTS: &str = "model";
-const OPTIMIZER: &str = "optimizer";
 
 impl Policy for TinyGptPolicy {
     fn forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
@@ -315,27 +292,12 @@ impl Policy for TinyGptPolicy {
 
     fn step(&mut self, loss: Tensor<FB, 1>, lr: f64) -> anyhow::Result<()> {
         let model = self.model.take().expect("model present between steps");
-        let grads = GradientsParams::from_grads::<FB, _>(loss.backward(), &model);
-        self.model = Some(self.optim.step(lr, model, grads));
+        self.model = Some(trainable::step(model, &mut self.optim, loss, lr));
         Ok(())
     }
 
     fn reset_optimizer(&mut self, config: &OptimizerConfig) {
-        let OptimizerConfig::Adamw {
-            beta1,
-            beta2,
-            weight_decay,
-            grad_clip,
-            ..
-        } = config;
-        let mut c = AdamWConfig::new()
-            .with_beta_1(*beta1)
-            .with_beta_2(*beta2)
-            .with_weight_decay(*weight_decay);
-        if let Some(g) = grad_clip {
-            c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(*g)));
-        }
-        self.optim = c.init();
+        self.optim = trainable::adamw(config);
     }
 
     fn inference(&self) -> Box<dyn InferenceModel> {
@@ -346,29 +308,15 @@ impl Policy for TinyGptPolicy {
     }
 
     fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let rec = BinFileRecorder::<FullPrecisionSettings>::new();
-        Recorder::<FB>::record(
-            &rec,
-            Module::<FB>::into_record(self.model().clone()),
-            dir.join(WEIGHTS),
-        )
-        .context("saving tiny_gpt weights")?;
-        Recorder::<FB>::record(&rec, self.optim.to_record(), dir.join(OPTIMIZER))
-            .context("saving optimizer state")?;
-        Ok(())
+        trainable::save(self.model(), &self.optim, dir, "tiny_gpt")
     }
 
     fn load(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let rec = BinFileRecorder::<FullPrecisionSettings>::new();
-        let weights = Recorder::<FB>::load(&rec, dir.join(WEIGHTS), &self.device)
-            .with_context(|| format!("loading tiny_gpt weights from {}", dir.display()))?;
-        let model = Module::<FB>::load_record(self.model.take().expect("model present"), weights);
+        let model = self.model.take().expect("model present");
+        let optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init());
+        let (model, optim) = trainable::load(model, optim, dir, &self.device, "tiny_gpt")?;
         self.model = Some(model);
-        // optimizer moments live on the inner (non-autodiff) device
-        let state = Recorder::<FB>::load(&rec, dir.join(OPTIMIZER), &inner_device(&self.device))
-            .with_context(|| format!("loading optimizer state from {}", dir.display()))?;
-        self.optim =
-            std::mem::replace(&mut self.optim, AdamWConfig::new().init()).load_record(state);
+        self.optim = optim;
         Ok(())
     }
 
@@ -431,6 +379,7 @@ impl InferenceModel for GptInference {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
     use foil_core::backend::parse_device;
     use foil_core::batch::{SeqBatch, to_vec};
 

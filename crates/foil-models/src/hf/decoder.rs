@@ -19,11 +19,12 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor};
 
 use super::config::HfConfig;
 use super::lora::{LoraConfig, LoraLinear};
 use super::rope::{Rotation, inv_freq};
+use crate::trainable::{causal_bias, key_bias};
 
 /// Grouped-query self-attention.
 #[derive(Module, Debug)]
@@ -265,13 +266,8 @@ impl<B: Backend> HfDecoder<B> {
         let device = self.param_device();
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
-        let key_bias = (valid - 1.0).mul_scalar(1e9).reshape([n, 1, 1, t]);
-        let causal: Vec<f32> = (0..t * t)
-            .map(|ij| if ij % t > ij / t { -1e9 } else { 0.0 })
-            .collect();
-        let causal = Tensor::<B, 2>::from_data(TensorData::new(causal, [t, t]), &device)
-            .reshape([1, 1, t, t]);
-        let bias = causal + key_bias.clone();
+        let key_bias = key_bias(valid);
+        let bias = causal_bias(key_bias.clone(), &device);
         let rotation = Rotation::new(&self.inv_freq, positions, t, &device);
         let mut h = self.embed_tokens.forward(tokens);
         let mut layers = Vec::with_capacity(self.layers.len());

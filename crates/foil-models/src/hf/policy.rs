@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::optim::AdamWConfig;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +22,7 @@ use super::config::HfConfig;
 use super::decoder::{HfCache, HfDecoder};
 use super::lora::LoraConfig;
 use super::{gguf, weights};
+use crate::trainable::{self, Adam};
 
 /// Parameter dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -229,7 +228,7 @@ impl PolicyConfig for Hf {
 /// The trainable decoder with its AdamW state.
 pub struct HfPolicy {
     model: Option<HfDecoder<FB>>,
-    optim: OptimizerAdaptor<AdamW, HfDecoder<FB>, FB>,
+    optim: Adam<HfDecoder<FB>>,
     device: Device,
     config: HfConfig,
     /// Where the weights came from (for the tokenizer files of an export).
@@ -247,9 +246,6 @@ impl HfPolicy {
     }
 }
 
-const WEIGHTS: &str = "model";
-const OPTIMIZER: &str = "optimizer";
-
 impl Policy for HfPolicy {
     fn forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
         self.model().forward(
@@ -261,27 +257,12 @@ impl Policy for HfPolicy {
 
     fn step(&mut self, loss: Tensor<FB, 1>, lr: f64) -> anyhow::Result<()> {
         let model = self.model.take().expect("model present between steps");
-        let grads = GradientsParams::from_grads::<FB, _>(loss.backward(), &model);
-        self.model = Some(self.optim.step(lr, model, grads));
+        self.model = Some(trainable::step(model, &mut self.optim, loss, lr));
         Ok(())
     }
 
     fn reset_optimizer(&mut self, config: &OptimizerConfig) {
-        let OptimizerConfig::Adamw {
-            beta1,
-            beta2,
-            weight_decay,
-            grad_clip,
-            ..
-        } = config;
-        let mut c = AdamWConfig::new()
-            .with_beta_1(*beta1)
-            .with_beta_2(*beta2)
-            .with_weight_decay(*weight_decay);
-        if let Some(g) = grad_clip {
-            c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(*g)));
-        }
-        self.optim = c.init();
+        self.optim = trainable::adamw(config);
     }
 
     fn inference(&self) -> Box<dyn InferenceModel> {
@@ -301,28 +282,15 @@ impl Policy for HfPolicy {
     }
 
     fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let rec = BinFileRecorder::<FullPrecisionSettings>::new();
-        Recorder::<FB>::record(
-            &rec,
-            Module::<FB>::into_record(self.model().clone()),
-            dir.join(WEIGHTS),
-        )
-        .context("saving hf weights")?;
-        Recorder::<FB>::record(&rec, self.optim.to_record(), dir.join(OPTIMIZER))
-            .context("saving optimizer state")?;
-        Ok(())
+        trainable::save(self.model(), &self.optim, dir, "hf")
     }
 
     fn load(&mut self, dir: &Path) -> anyhow::Result<()> {
-        let rec = BinFileRecorder::<FullPrecisionSettings>::new();
-        let weights = Recorder::<FB>::load(&rec, dir.join(WEIGHTS), &self.device)
-            .with_context(|| format!("loading hf weights from {}", dir.display()))?;
-        let model = Module::<FB>::load_record(self.model.take().expect("model present"), weights);
+        let model = self.model.take().expect("model present");
+        let optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init());
+        let (model, optim) = trainable::load(model, optim, dir, &self.device, "hf")?;
         self.model = Some(model);
-        let state = Recorder::<FB>::load(&rec, dir.join(OPTIMIZER), &inner_device(&self.device))
-            .with_context(|| format!("loading optimizer state from {}", dir.display()))?;
-        self.optim =
-            std::mem::replace(&mut self.optim, AdamWConfig::new().init()).load_record(state);
+        self.optim = optim;
         Ok(())
     }
 
