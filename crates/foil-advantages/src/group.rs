@@ -49,6 +49,7 @@ pub(crate) mod testing {
             tokens: vec![],
             text: String::new(),
             logprobs: vec![],
+            entropies: vec![],
             finish: Finish::Eos,
         };
         ScoredGroup {

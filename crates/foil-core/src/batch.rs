@@ -121,6 +121,9 @@ pub struct PolicyBatch {
     pub response_lengths: Vec<usize>,
     /// The longest response the sampler could produce (Dr.GRPO's constant normaliser).
     pub max_response_tokens: usize,
+    /// Fraction of correct completions in each row's group (APO's difficulty is one minus
+    /// it); empty when the rows did not come from scored groups (SFT).
+    pub group_accuracy: Vec<f32>,
 }
 
 /// Host-side pieces of a [`PolicyBatch`]: built once, uploaded once.
@@ -131,6 +134,8 @@ pub struct HostPolicyBatch {
     pub mask: Vec<f32>,
     pub advantages: Vec<f32>,
     pub response_lengths: Vec<usize>,
+    /// See [`PolicyBatch::group_accuracy`].
+    pub group_accuracy: Vec<f32>,
 }
 
 impl HostPolicyBatch {
@@ -155,7 +160,15 @@ impl HostPolicyBatch {
             prompt_width: p,
             mask,
             advantages: adv,
+            group_accuracy: Vec::new(),
         }
+    }
+
+    /// Records the accuracy of each row's group (one value per row).
+    pub fn with_group_accuracy(mut self, accuracy: Vec<f32>) -> Self {
+        assert_eq!(accuracy.len(), self.seqs.n, "one group accuracy per row");
+        self.group_accuracy = accuracy;
+        self
     }
 
     /// Uploads to `device` (the training device for a batch that will be differentiated).
@@ -175,6 +188,7 @@ impl HostPolicyBatch {
             width: w,
             response_lengths: self.response_lengths.clone(),
             max_response_tokens,
+            group_accuracy: self.group_accuracy.clone(),
         }
     }
 }

@@ -39,6 +39,11 @@ pub struct Completion {
     /// Behaviour-policy log-probability of each token in `tokens` (after temperature and
     /// truncation were applied, i.e. of the distribution actually sampled from).
     pub logprobs: Vec<f32>,
+    /// Entropy `H_t = −Σ_v p_v log p_v` of the model's own next-token distribution
+    /// (`softmax(logits)`, before temperature and truncation) at each generated token.
+    /// Filled by the local sampler; empty when a sampler cannot see the logits.
+    #[serde(default)]
+    pub entropies: Vec<f32>,
     /// Why it stopped.
     pub finish: Finish,
 }

@@ -42,6 +42,7 @@ pub fn batch<const W: usize>(
             .map(|r| r.iter().filter(|&&x| x > 0.0).count())
             .collect(),
         max_response_tokens,
+        group_accuracy: Vec::new(),
     }
 }
 

@@ -26,6 +26,26 @@ pub struct Truncation {
     pub min_p: f32,
 }
 
+/// Entropy in nats of `softmax(logits)`, `H = −Σ_v p_v log p_v = logsumexp(z) − Σ_v p_v z_v`.
+/// Tokens with a non-finite logit (masked out) carry no mass.
+pub fn entropy(logits: &[f32]) -> f32 {
+    let max = logits
+        .iter()
+        .cloned()
+        .filter(|z| z.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return 0.0;
+    }
+    let (mut sum, mut weighted) = (0.0f64, 0.0f64);
+    for &z in logits.iter().filter(|z| z.is_finite()) {
+        let e = ((z - max) as f64).exp();
+        sum += e;
+        weighted += e * (z - max) as f64;
+    }
+    (sum.ln() - weighted / sum) as f32
+}
+
 /// The processed probabilities of one logits row (zeros for removed tokens).
 pub fn probabilities(logits: &[f32], t: &Truncation) -> Vec<f32> {
     let v = logits.len();
@@ -118,6 +138,20 @@ mod tests {
         top_p: 1.0,
         min_p: 0.0,
     };
+
+    #[test]
+    fn entropy_of_worked_distributions() {
+        // uniform over 4: ln 4 = 1.386294
+        assert!((entropy(&[0.0; 4]) - 4f32.ln()).abs() < 1e-6);
+        // logits (ln 3, 0) → p = (3/4, 1/4): H = −(0.75 ln 0.75 + 0.25 ln 0.25)
+        //   = 0.75·0.287682 + 0.25·1.386294 = 0.215762 + 0.346574 = 0.562335
+        assert!((entropy(&[3f32.ln(), 0.0]) - 0.562335).abs() < 1e-5);
+        // a masked token carries no mass: same as the 2-token row above
+        assert!((entropy(&[3f32.ln(), f32::NEG_INFINITY, 0.0]) - 0.562335).abs() < 1e-5);
+        // one certain token
+        assert_eq!(entropy(&[0.0, f32::NEG_INFINITY]), 0.0);
+        assert_eq!(entropy(&[f32::NEG_INFINITY; 2]), 0.0);
+    }
 
     fn ln(xs: &[f32]) -> Vec<f32> {
         xs.iter().map(|x| x.ln()).collect()

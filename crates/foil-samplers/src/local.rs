@@ -15,7 +15,7 @@ use foil_core::{Completion, Finish, Group, Problem, Sampler, Tokenizer, register
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::distribution::{Truncation, draw, probabilities};
+use crate::distribution::{Truncation, draw, entropy, probabilities};
 
 /// Recipe part: `sampler: {type: local, n: 8, temperature: 1.0, max_tokens: 48}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +96,7 @@ impl Local {
                 tokens: Vec::new(),
                 text: String::new(),
                 logprobs: Vec::new(),
+                entropies: Vec::new(),
                 finish: Finish::Length,
             })
             .collect();
@@ -120,6 +121,7 @@ impl Local {
                 let c = &mut out[r];
                 c.tokens.push(tok as u32);
                 c.logprobs.push(p[tok].ln());
+                c.entropies.push(entropy(&host[r * v..(r + 1) * v]));
                 next[r] = tok as i64;
                 if tokenizer.is_eos(tok as u32) {
                     c.finish = Finish::Eos;

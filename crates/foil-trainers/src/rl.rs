@@ -227,6 +227,7 @@ impl Stage for Rl {
                     .map(|g| tok.encode_prompt(&g.group.problem.prompt))
                     .collect::<anyhow::Result<_>>()?;
                 let mut rows: Vec<(&[u32], &[u32], Vec<f32>)> = Vec::new();
+                let mut row_accuracy: Vec<f32> = Vec::new();
                 for ((g, cs), p) in kept.iter().zip(&credits).zip(&prompts) {
                     anyhow::ensure!(
                         cs.len() == g.group.completions.len(),
@@ -234,11 +235,13 @@ impl Stage for Rl {
                         cs.len(),
                         g.group.completions.len()
                     );
+                    let accuracy = g.num_correct() as f32 / g.verdicts.len().max(1) as f32;
                     for (c, credit) in g.group.completions.iter().zip(cs) {
                         if let Some(adv) = credit.per_token(c.tokens.len())
                             && !c.tokens.is_empty()
                         {
                             rows.push((p, &c.tokens, adv));
+                            row_accuracy.push(accuracy);
                         }
                     }
                 }
@@ -256,7 +259,8 @@ impl Stage for Rl {
                 let mut batches = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
-                    let host = HostPolicyBatch::new(&sub, tok.pad_id());
+                    let host = HostPolicyBatch::new(&sub, tok.pad_id())
+                        .with_group_accuracy(slice.iter().map(|&i| row_accuracy[i]).collect());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
                     if let Some(m) = old_model {
                         batch.old_logprobs = Some(frozen_logprobs(m, &host, &batch));
