@@ -14,6 +14,7 @@
 //! | `entropy_mask` | `inner` with the advantage kept on the top-ρ entropy tokens only ([`EntropyMask`]) |
 //! | `entropy` | entropy bonus ([`Entropy`]) |
 //! | `nll` | negative log-likelihood / SFT ([`Nll`]) |
+//! | `dpo` | DPO / IPO on (chosen, rejected) row pairs `2k, 2k+1` against the reference ([`Dpo`]) |
 //! | `sum` | weighted sum of the above ([`Sum`]) |
 //!
 //! Per-token losses become scalars through [`Aggregate`]. `adaptive_kl` and `kl_in_reward`
@@ -26,6 +27,7 @@ pub mod entropy_mask;
 pub mod gspo;
 pub mod kl;
 pub mod kl_in_reward;
+pub mod dpo;
 pub mod nll;
 pub mod ppo_clip;
 pub mod sum;
@@ -39,6 +41,7 @@ pub use entropy_mask::EntropyMask;
 pub use gspo::Gspo;
 pub use kl::{Kl, KlEstimator};
 pub use kl_in_reward::KlInReward;
+pub use dpo::{Dpo, DpoLoss};
 pub use nll::Nll;
 pub use ppo_clip::PpoClip;
 pub use sum::Sum;
