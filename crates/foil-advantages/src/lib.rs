@@ -12,6 +12,10 @@
 //!   weight completions by outcome sign, on ±1 or on any base estimator's advantages.
 //! - [`ReinforcePp`] (`reinforce_pp`): REINFORCE++ — the (group-mean-baselined) return,
 //!   whitened over every response token of the batch; per-token credit when discounted.
+//! - [`Gtpo`] (`gtpo`): GTPO — r − group mean, completions above an entropy threshold
+//!   zeroed, the rest shaped by −0.1·entropy; tokens of a shared prefix/suffix between
+//!   positive and negative completions weighted ×2 on positives and ×0 on negatives
+//!   (per-token credit; no KL, no reference model).
 //! - [`Remax`] (`remax`): reward minus the reward of the greedy completion (ReMax), which
 //!   the RL stage samples with `baseline_sampler`.
 //! - Wrappers around an `inner` estimator, DAPO's overlong reward shaping:
@@ -21,6 +25,7 @@
 
 mod group;
 pub mod grpo;
+pub mod gtpo;
 pub mod ngrpo;
 pub mod nsr;
 mod outcome_sign;
@@ -33,6 +38,7 @@ pub mod truncation_mask;
 pub mod w_reinforce;
 
 pub use grpo::{Grpo, Scale};
+pub use gtpo::Gtpo;
 pub use ngrpo::Ngrpo;
 pub use nsr::Nsr;
 pub use overlong_penalty::OverlongPenalty;
