@@ -16,6 +16,9 @@
 //!   zeroed, the rest shaped by −0.1·entropy; tokens of a shared prefix/suffix between
 //!   positive and negative completions weighted ×2 on positives and ×0 on negatives
 //!   (per-token credit; no KL, no reference model).
+//! - [`Prof`] (`prof`): PROF's process-consistency filter — per group, drop the `remove`
+//!   responses least consistent with a PRM's step values, keeping correct/incorrect
+//!   balanced, then the `inner` estimator on the kept ones.
 //! - [`Remax`] (`remax`): reward minus the reward of the greedy completion (ReMax), which
 //!   the RL stage samples with `baseline_sampler`.
 //! - Wrappers around an `inner` estimator, DAPO's overlong reward shaping:
@@ -30,6 +33,7 @@ pub mod ngrpo;
 pub mod nsr;
 mod outcome_sign;
 pub mod overlong_penalty;
+pub mod prof;
 pub mod psr;
 pub mod reinforce_pp;
 pub mod remax;
@@ -42,6 +46,7 @@ pub use gtpo::Gtpo;
 pub use ngrpo::Ngrpo;
 pub use nsr::Nsr;
 pub use overlong_penalty::OverlongPenalty;
+pub use prof::Prof;
 pub use psr::Psr;
 pub use reinforce_pp::{Baseline, ReinforcePp};
 pub use remax::Remax;
