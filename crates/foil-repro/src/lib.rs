@@ -11,12 +11,14 @@
 //! |---|---|
 //! | [`psr_nsr`] | NSR keeps pass@k at large k, PSR raises pass@1 and lowers pass@k at large k, W-REINFORCE ≥ GRPO across k (Zhu et al. 2025) |
 //! | [`ngrpo_zero_groups`] | NGRPO gets gradient from all-incorrect groups where GRPO's is exactly zero, and improves hard-problem accuracy (Nan et al. 2025) |
+//! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
 //!
 //! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
 //! `result.json`, `<name>.png`, and the runs under `runs/`. `--quick` is a cut-down
 //! version that checks only what its budget can decide reliably; every module says which.
 
 pub mod arms;
+pub mod gtpo_stability;
 pub mod ngrpo_zero_groups;
 pub mod plot;
 pub mod psr_nsr;
@@ -109,6 +111,11 @@ pub const REPROS: &[Repro] = &[
         name: ngrpo_zero_groups::NAME,
         about: ngrpo_zero_groups::ABOUT,
         run: ngrpo_zero_groups::run,
+    },
+    Repro {
+        name: gtpo_stability::NAME,
+        about: gtpo_stability::ABOUT,
+        run: gtpo_stability::run,
     },
 ];
 
