@@ -17,7 +17,11 @@
 //! a fraction `demo_error_rate` of training demonstrations carries one wrong step
 //! (propagated to the answer), and a fraction `demo_shortcut_rate` stops one step early and
 //! answers the value before the last operation (`17+5=22|A:22` for `Q:17+5-3=`), a shortcut
-//! that a verifier reward teaches the policy to drop.
+//! that a verifier reward teaches the policy to drop. A fraction `demo_lucky_rate` has one
+//! wrong written step whose value is *not* carried on: the next step and the answer use
+//! the true value (`17+5=32|22-3=19|A:19`, or `17+5=22|22-3=18|A:19` for the last step), so
+//! an answer-only verifier accepts it — the "lucky" answers with wrong steps that PROF's
+//! process filter is meant to remove (arXiv 2509.03403).
 
 use std::collections::HashSet;
 
@@ -50,6 +54,9 @@ pub struct Arithmetic {
     pub demo_error_rate: f64,
     /// Fraction of training demonstrations that skip the last step (a wrong shortcut).
     pub demo_shortcut_rate: f64,
+    /// Fraction of training demonstrations with one wrong written step that is not carried
+    /// on (right answer, wrong step).
+    pub demo_lucky_rate: f64,
 }
 
 impl Default for Arithmetic {
@@ -64,6 +71,7 @@ impl Default for Arithmetic {
             test: 200,
             demo_error_rate: 0.0,
             demo_shortcut_rate: 0.0,
+            demo_lucky_rate: 0.0,
         }
     }
 }
@@ -121,6 +129,26 @@ pub fn solve(
     (steps.join("|"), v)
 }
 
+/// The "lucky" demonstration: the correct solution except that step `step`'s written
+/// result is off by `delta` (mod `m`); the following steps and the answer use the true
+/// value.
+pub fn lucky(operands: &[i64], ops: &[char], m: i64, step: usize, delta: i64) -> String {
+    let mut v = operands[0];
+    let mut steps = Vec::new();
+    for (i, (&op, &x)) in ops.iter().zip(&operands[1..]).enumerate() {
+        let r = apply(v, op, x, m);
+        let written = if i == step {
+            (r + delta).rem_euclid(m)
+        } else {
+            r
+        };
+        steps.push(format!("{v}{op}{x}={written}"));
+        v = r;
+    }
+    steps.push(format!("A:{v}"));
+    steps.join("|")
+}
+
 impl Arithmetic {
     fn validate(&self) -> anyhow::Result<()> {
         ensure!(
@@ -146,8 +174,9 @@ impl Arithmetic {
         ensure!(
             (0.0..=1.0).contains(&self.demo_error_rate)
                 && (0.0..=1.0).contains(&self.demo_shortcut_rate)
-                && self.demo_error_rate + self.demo_shortcut_rate <= 1.0,
-            "arithmetic: demo_error_rate and demo_shortcut_rate must be in [0, 1] and sum to at most 1"
+                && (0.0..=1.0).contains(&self.demo_lucky_rate)
+                && self.demo_error_rate + self.demo_shortcut_rate + self.demo_lucky_rate <= 1.0,
+            "arithmetic: demo_error_rate, demo_shortcut_rate and demo_lucky_rate must be in [0, 1] and sum to at most 1"
         );
         Ok(())
     }
@@ -192,6 +221,10 @@ impl Task for Arithmetic {
                 solve(&xs, &os, self.modulus, Some((step, delta))).0
             } else if u < self.demo_error_rate + self.demo_shortcut_rate {
                 shortcut(&xs, &os, self.modulus)
+            } else if u < self.demo_error_rate + self.demo_shortcut_rate + self.demo_lucky_rate {
+                let step = r.random_range(0..os.len());
+                let delta = r.random_range(1..self.modulus);
+                lucky(&xs, &os, self.modulus, step, delta)
             } else {
                 gold
             };
@@ -310,6 +343,47 @@ mod tests {
                 .iter()
                 .all(|p| p.solution.ends_with(&format!("A:{}", p.answer)))
         );
+    }
+
+    #[test]
+    fn lucky_demonstrations_have_a_wrong_step_and_the_right_answer() {
+        // 17+5 = 22 written as 22+10 = 32, but 22 is carried on: 22-3 = 19, A:19.
+        assert_eq!(
+            lucky(&[17, 5, 3], &['+', '-'], 100, 0, 10),
+            "17+5=32|22-3=19|A:19"
+        );
+        // last step: 22-3 = 19 written as 19+99 = 118 → 18 (mod 100); the answer stays 19.
+        assert_eq!(
+            lucky(&[17, 5, 3], &['+', '-'], 100, 1, 99),
+            "17+5=22|22-3=18|A:19"
+        );
+        let t = Arithmetic {
+            train: 1000,
+            test: 10,
+            demo_lucky_rate: 0.4,
+            ..Default::default()
+        };
+        let d = t.build(7).unwrap();
+        let gold = |p: &Problem| {
+            let c = p.prompt.trim_start_matches("Q:").trim_end_matches('=');
+            let xs: Vec<i64> = c
+                .split(['+', '-', '*'])
+                .map(|x| x.parse().unwrap())
+                .collect();
+            let os: Vec<char> = c.chars().filter(|c| "+-*".contains(*c)).collect();
+            solve(&xs, &os, 100, None).0
+        };
+        let mut lucky_count = 0;
+        for p in &d.train {
+            // every demonstration keeps the right answer
+            assert!(p.solution.ends_with(&format!("A:{}", p.answer)), "{p:?}");
+            lucky_count += usize::from(p.solution != gold(p));
+        }
+        // Binomial(1000, 0.4): mean 400, sd ≈ 15.5
+        assert!((330..=470).contains(&lucky_count), "{lucky_count}");
+        // defaults unchanged: no lucky demonstrations
+        let d = Arithmetic::default().build(7).unwrap();
+        assert!(d.train.iter().all(|p| p.solution == gold(p)));
     }
 
     #[test]

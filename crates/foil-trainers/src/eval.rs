@@ -2,6 +2,11 @@
 //! al. 2021), maj@k, mean reward, accuracy and mean response length; with
 //! `by_difficulty: true` also pass@k per difficulty label (`pass@1_d4`: problems of
 //! difficulty 4, e.g. four operands) and the number of problems of each (`problems_d4`).
+//! With a second verifier `process` (e.g. the exact step checker `steps`) it also reports,
+//! on the same samples, `process_accuracy` (fraction of samples `process` accepts) and
+//! `process_correct` (fraction of the samples `verifier` accepts that `process` accepts
+//! too: correct answers whose steps are all correct, PROF's process-correctness; 0 when
+//! no sample is correct).
 //!
 //! ```text
 //! pass@k = E_x[ 1 − C(n − c, k) / C(n, k) ]      c = correct samples of x among n
@@ -32,6 +37,8 @@ pub struct Eval {
     /// Also report pass@k for each difficulty label (`pass@{k}_d{difficulty}`) and the
     /// number of problems with that label (`problems_d{difficulty}`).
     pub by_difficulty: bool,
+    /// A second verifier judged on the same samples (`process_accuracy`, `process_correct`).
+    pub process: Option<Box<dyn Verifier>>,
 }
 
 impl Default for Eval {
@@ -45,6 +52,7 @@ impl Default for Eval {
             verifier: Box::new(foil_verifiers::Numeric::default()),
             chunk: 64,
             by_difficulty: false,
+            process: None,
         }
     }
 }
@@ -95,6 +103,7 @@ impl Stage for Eval {
         let bar = ctx.bar(problems.len(), &format!("eval {}", self.label));
         let (mut pass, mut maj) = (vec![0.0; self.k.len()], vec![0.0; self.k.len()]);
         let (mut reward, mut correct, mut length, mut samples) = (0.0, 0.0, 0.0, 0.0);
+        let (mut process_ok, mut both_ok) = (0.0, 0.0);
         // difficulty → (problems, pass@k sums)
         let mut by_difficulty: std::collections::BTreeMap<u32, (f64, Vec<f64>)> =
             Default::default();
@@ -131,6 +140,12 @@ impl Stage for Eval {
                     correct += v.correct as u8 as f64;
                     length += c.tokens.len() as f64;
                     samples += 1.0;
+                    if let Some(p) = &self.process
+                        && p.verify(&g.problem, &c.text).correct
+                    {
+                        process_ok += 1.0;
+                        both_ok += v.correct as u8 as f64;
+                    }
                 }
             }
             bar.inc(chunk.len() as u64);
@@ -150,6 +165,15 @@ impl Stage for Eval {
         metrics.push(("mean_reward".into(), reward / samples));
         metrics.push(("mean_length".into(), length / samples));
         metrics.push(("problems".into(), np));
+        if self.process.is_some() {
+            metrics.push(("process_accuracy".into(), process_ok / samples));
+            let pc = if correct > 0.0 {
+                both_ok / correct
+            } else {
+                0.0
+            };
+            metrics.push(("process_correct".into(), pc));
+        }
         if self.by_difficulty {
             for (d, (count, sums)) in &by_difficulty {
                 for (i, &k) in self.k.iter().enumerate() {
