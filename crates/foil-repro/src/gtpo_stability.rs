@@ -384,19 +384,19 @@ pub fn probe_checks(probes: &[Probe]) -> Vec<Check> {
     let v = |f: fn(&Probe) -> f64| probes.iter().map(f).collect::<Vec<_>>();
     vec![
         all_zero(
-            "1. GTPO's gradient on the negative completion's shared-prefix tokens is exactly 0 (largest |∂L/∂logp| per seed)",
+            "1. GTPO's gradient on the negative completion's shared-prefix tokens is exactly 0 (largest abs ∂L/∂logp per seed)",
             &v(|p| p.gtpo_neg_prefix),
         ),
         all_positive(
-            "2. GRPO's gradient there is not zero (largest |∂L/∂logp| per seed)",
+            "2. GRPO's gradient there is not zero (largest abs ∂L/∂logp per seed)",
             &v(|p| p.grpo_neg_prefix),
         ),
         all_positive(
-            "3. GTPO doubles the positive completion's shared-prefix gradient: 1e-5 − max |g_gtpo/g_noconflict − 2| per seed",
+            "3. GTPO doubles the positive completion's shared-prefix gradient: 1e-5 − max abs(g_gtpo/g_noconflict − 2) per seed",
             &v(|p| 1e-5 - p.pos_ratio_dev),
         ),
         all_zero(
-            "4. the filtered (mean entropy 1.5 > 0.7) completion gets exactly zero gradient (largest |∂L/∂logp| per seed)",
+            "4. the filtered (mean entropy 1.5 > 0.7) completion gets exactly zero gradient (largest abs ∂L/∂logp per seed)",
             &v(|p| p.gtpo_filtered),
         ),
     ]
@@ -424,14 +424,14 @@ fn probe_table(probes: &[Probe]) -> String {
         "## Part A: conflict tokens and the entropy filter, no training\n\nPer seed {PROBE_PROBLEMS} \
          groups of four hand-built completions (demonstration; the same with a wrong final \
          digit; the demonstration with mean entropy {HIGH_ENTROPY}; the wrong answer alone); \
-         |∂L/∂logp| per token through each recipe's estimator and objective.\n\n{}\n",
+         abs ∂L/∂logp per token through each recipe's estimator and objective.\n\n{}\n",
         md_table(
             &[
                 "seed",
                 "groups",
                 "GTPO, negative's shared prefix (max)",
                 "GRPO, negative's shared prefix (max)",
-                "positive's shared prefix: max |GTPO/no-conflict − 2|",
+                "positive's shared prefix: max abs(GTPO/no-conflict − 2)",
                 "GTPO, filtered completion (max)",
                 "GTPO, other tokens (mean)",
             ],
@@ -672,7 +672,7 @@ fn draw(
     );
     panels.push(Panel::Bars {
         title: "gradient on a negative's shared prefix".into(),
-        y_label: "max |∂L/∂logp|".into(),
+        y_label: "max abs ∂L/∂logp".into(),
         categories: vec!["GRPO".into(), "GTPO".into()],
         series: vec![BarSeries {
             label: "mean ± std over seeds".into(),
