@@ -25,6 +25,8 @@
 //!   [`OverlongPenalty`] (`overlong_penalty`) adds the soft length penalty to the rewards
 //!   first; [`TruncationMask`] (`truncation_mask`) excludes completions that hit
 //!   `max_tokens` afterwards.
+//! - [`Stcr`] (`stcr`): APO's length regulariser on negatives — an incorrect completion
+//!   longer than the group's correct ones gets its `inner` advantage × `2 − base^(−Δlen)`.
 
 mod group;
 pub mod grpo;
@@ -38,6 +40,7 @@ pub mod psr;
 pub mod reinforce_pp;
 pub mod remax;
 pub mod rloo;
+pub mod stcr;
 pub mod truncation_mask;
 pub mod w_reinforce;
 
@@ -51,5 +54,6 @@ pub use psr::Psr;
 pub use reinforce_pp::{Baseline, ReinforcePp};
 pub use remax::Remax;
 pub use rloo::Rloo;
+pub use stcr::Stcr;
 pub use truncation_mask::TruncationMask;
 pub use w_reinforce::WReinforce;

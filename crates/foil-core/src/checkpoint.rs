@@ -31,6 +31,10 @@ pub struct RunState {
     pub evals: Vec<EvalRecord>,
     /// Lines of `metrics.jsonl` written up to this point.
     pub metrics_lines: usize,
+    /// What the current stage's parts need besides the weights (e.g. an adaptive KL
+    /// coefficient, [`crate::Objective::state`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_state: Option<serde_json::Value>,
 }
 
 const LATEST: &str = "latest";

@@ -110,6 +110,16 @@ pub trait Objective: Debug + Send + Sync {
     fn needs_old_logprobs(&self) -> bool {
         false
     }
+    /// What changes while training and must survive a resume (an adaptive coefficient),
+    /// saved in every checkpoint's `state.json` by the stage that owns the objective.
+    /// `None` for stateless objectives.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores what [`Objective::state`] returned when the checkpoint was written.
+    fn restore(&self, _state: &serde_json::Value) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Generates `n` completions per problem.

@@ -51,6 +51,12 @@ pub struct RunContext {
     pub resume_dir: Option<PathBuf>,
     /// How the policy was built (to rebuild frozen copies from checkpoints).
     pub policy_config: Arc<dyn PolicyConfig>,
+    /// What the running stage wants saved with its next checkpoint (its objective's
+    /// [`crate::Objective::state`]); the runner clears it when a stage starts.
+    pub stage_state: Option<Value>,
+    /// The stage state of the checkpoint this process resumed from, for the resumed
+    /// stage to [`crate::Objective::restore`].
+    pub resumed_stage_state: Option<Value>,
 }
 
 impl RunContext {
@@ -135,6 +141,7 @@ impl RunContext {
             step,
             evals: self.evals.clone(),
             metrics_lines: self.metrics.lines(),
+            stage_state: self.stage_state.clone(),
         };
         let policy = &self.policy;
         let dir = checkpoint::write(&self.dir, &state, |d| policy.save(d))?;

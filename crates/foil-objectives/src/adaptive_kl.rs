@@ -19,10 +19,9 @@
 //! horizon is `horizon / E`).
 //!
 //! **State.** Objectives are called through `&self`, so β lives behind a `Mutex` inside
-//! the part (it starts at `coef` on the first call). It is **not checkpointed**: a run
-//! resumed with `foil run --resume` restarts β from `coef`, so it does not reproduce an
-//! uninterrupted run bit for bit once β has moved. Saving it needs a state hook on
-//! `Objective` in `foil-core`.
+//! the part (it starts at `coef` on the first call). It is checkpointed through
+//! [`Objective::state`] (`{"coef": β}` in `state.json`), so a run resumed with
+//! `foil run --resume` continues with the β it had.
 
 use std::sync::Mutex;
 
@@ -91,6 +90,24 @@ impl CoefState {
             *g = Some(v);
         }
     }
+
+    /// The value for a checkpoint (`None` until a call has set one).
+    pub fn save(&self) -> Option<serde_json::Value> {
+        let v = self.0.lock().ok().and_then(|g| *g)?;
+        Some(serde_json::json!(v))
+    }
+
+    /// Sets the value from a checkpoint (`null` leaves it unset).
+    pub fn load(&self, v: &serde_json::Value, who: &str) -> anyhow::Result<()> {
+        if v.is_null() {
+            return Ok(());
+        }
+        let x = v
+            .as_f64()
+            .with_context(|| format!("{who}: checkpointed coefficient `{v}` is not a number"))?;
+        self.set(x as f32);
+        Ok(())
+    }
 }
 
 /// Number of rows with at least one response token.
@@ -112,7 +129,7 @@ pub struct AdaptiveKl {
     pub estimator: KlEstimator,
     /// How token estimates become one scalar.
     pub aggregate: Aggregate,
-    /// The current β (not part of the recipe, not checkpointed).
+    /// The current β (not part of the recipe; checkpointed through `Objective::state`).
     #[serde(skip)]
     pub state: CoefState,
 }
@@ -171,6 +188,14 @@ impl Objective for AdaptiveKl {
         Ok(Loss { value, metrics })
     }
 
+    fn state(&self) -> Option<serde_json::Value> {
+        self.state.save().map(|c| serde_json::json!({ "coef": c }))
+    }
+
+    fn restore(&self, state: &serde_json::Value) -> anyhow::Result<()> {
+        self.state.load(&state["coef"], "adaptive_kl")
+    }
+
     fn needs_reference(&self) -> bool {
         true
     }
@@ -180,7 +205,7 @@ foil_core::register_part!(
     Objective,
     "adaptive_kl",
     AdaptiveKl,
-    "KL penalty whose coef adapts towards a target KL (Ziegler et al. 2019 controller); β is not checkpointed"
+    "KL penalty whose coef adapts towards a target KL (Ziegler et al. 2019 controller); β is checkpointed"
 );
 
 #[cfg(test)]
@@ -189,6 +214,45 @@ mod tests {
     use crate::testutil::{batch, close, dev, t2};
 
     const LN2: f32 = std::f32::consts::LN_2;
+
+    #[test]
+    fn beta_survives_a_checkpoint_inside_a_sum() {
+        let b = batch(&[[1.0]], &[[0.0]], None, Some(&[[0.0]]), 1);
+        let out = PolicyOutput {
+            logprobs: t2(&[[-LN2]], &dev()),
+            entropy: None,
+        };
+        let recipe = "type: sum\nterms:\n  - {type: ppo_clip}\n  - {type: adaptive_kl, coef: 0.1, target: 0.1, horizon: 100}\n";
+        let make = || -> Box<dyn Objective> { serde_saphyr::from_str(recipe).unwrap() };
+        let a = make();
+        // nothing has moved yet: nothing to save
+        assert_eq!(a.state(), None);
+        // KL = 2 − ln 2 − 1 = 0.306853 > target → e = +0.2, n = 1 → β = 0.1·(1 + 0.2/100) = 0.1002
+        a.loss(&b, &out).unwrap();
+        let saved = a.state().unwrap();
+        let coef = saved[1]["coef"].as_f64().unwrap() as f32;
+        close(coef, 0.1002);
+        assert!(saved[0].is_null());
+        // a fresh objective restored from the JSON uses 0.1002 on its next call
+        let restored = make();
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        restored.restore(&json).unwrap();
+        let l = restored.loss(&b, &out).unwrap();
+        let beta = l
+            .metrics
+            .iter()
+            .find(|(k, _)| k == "adaptive_kl/coef")
+            .unwrap()
+            .1;
+        close(beta, 0.1002);
+        // a state for another recipe shape is a clear error
+        let e = make()
+            .restore(&serde_json::json!([null]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("state for 1 terms, the recipe has 2"), "{e}");
+    }
 
     #[test]
     fn controller_by_hand() {

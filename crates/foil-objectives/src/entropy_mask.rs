@@ -121,6 +121,14 @@ impl Objective for EntropyMask {
     fn needs_old_logprobs(&self) -> bool {
         self.inner.needs_old_logprobs()
     }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        self.inner.state()
+    }
+
+    fn restore(&self, state: &serde_json::Value) -> anyhow::Result<()> {
+        self.inner.restore(state)
+    }
 }
 
 foil_core::register_part!(

@@ -31,7 +31,7 @@
 //!
 //! With `adaptive: {target, horizon}` β follows Ziegler et al.'s controller (see
 //! `adaptive_kl`), measured on the token mean of `k`; like there, β lives behind a `Mutex`
-//! and is not checkpointed (a resumed run restarts it from `coef`).
+//! and is checkpointed with the inner objective's state (`{"coef": β, "inner": …}`).
 
 use anyhow::{Context, ensure};
 use burn::tensor::{Tensor, TensorData};
@@ -56,7 +56,7 @@ pub struct KlInReward {
     pub estimator: KlEstimator,
     /// Adapt β towards a target KL (Ziegler et al. 2019); `null` keeps it fixed.
     pub adaptive: Option<KlTarget>,
-    /// The current β (not part of the recipe, not checkpointed).
+    /// The current β (not part of the recipe; checkpointed through `Objective::state`).
     #[serde(skip)]
     pub state: CoefState,
 }
@@ -134,6 +134,21 @@ impl Objective for KlInReward {
         loss.metrics.push(("kl_in_reward/mean".to_string(), kl));
         loss.metrics.push(("kl_in_reward/coef".to_string(), beta));
         Ok(loss)
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        let coef = self.state.save();
+        let inner = self.inner.state();
+        (coef.is_some() || inner.is_some())
+            .then(|| serde_json::json!({ "coef": coef, "inner": inner }))
+    }
+
+    fn restore(&self, state: &serde_json::Value) -> anyhow::Result<()> {
+        self.state.load(&state["coef"], "kl_in_reward")?;
+        if !state["inner"].is_null() {
+            self.inner.restore(&state["inner"])?;
+        }
+        Ok(())
     }
 
     fn needs_reference(&self) -> bool {

@@ -68,6 +68,32 @@ impl Objective for Sum {
     fn needs_old_logprobs(&self) -> bool {
         self.terms.iter().any(|t| t.needs_old_logprobs())
     }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        let states: Vec<_> = self.terms.iter().map(|t| t.state()).collect();
+        states
+            .iter()
+            .any(Option::is_some)
+            .then(|| serde_json::json!(states))
+    }
+
+    fn restore(&self, state: &serde_json::Value) -> anyhow::Result<()> {
+        let states = state
+            .as_array()
+            .context("sum: the checkpointed state is not a list")?;
+        ensure!(
+            states.len() == self.terms.len(),
+            "sum: the checkpoint holds state for {} terms, the recipe has {}",
+            states.len(),
+            self.terms.len()
+        );
+        for (i, (t, s)) in self.terms.iter().zip(states).enumerate() {
+            if !s.is_null() {
+                t.restore(s).with_context(|| format!("sum: term {i}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 foil_core::register_part!(

@@ -15,6 +15,7 @@
 //! `π_ref` is the policy as it was when the stage started (frozen; rebuilt from the
 //! stage's first checkpoint on resume).
 
+use anyhow::Context;
 use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::{InferenceModel, OptimizerConfig};
 use foil_core::run::RunContext;
@@ -203,6 +204,13 @@ impl Stage for Rl {
             "rl: ppo_epochs and mini_batches must be at least 1"
         );
         ctx.prepare_optimizer(&self.optimizer, start_step)?;
+        if start_step > 0
+            && let Some(state) = ctx.resumed_stage_state.take()
+        {
+            self.objective
+                .restore(&state)
+                .context("restoring the objective's state from the checkpoint")?;
+        }
         let reference = if self.objective.needs_reference() {
             Some(ctx.stage_start_snapshot(start_step)?)
         } else {
@@ -308,6 +316,7 @@ impl Stage for Rl {
             if step % self.log_every.max(1) == 0 || step + 1 == self.steps {
                 ctx.log(step, &head)?;
             }
+            ctx.stage_state = self.objective.state();
             if ctx.end_step(step)? {
                 break;
             }

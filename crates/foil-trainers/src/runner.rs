@@ -118,7 +118,7 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
     let mut policy = policy_config
         .build(task.tokenizer.vocab_size(), &device, seed)
         .context("building the policy")?;
-    let (start_stage, start_step, evals, metrics_lines, resume_dir) = match &resume {
+    let (start_stage, start_step, evals, metrics_lines, resume_dir, stage_state) = match &resume {
         Some((ckpt, state)) => {
             policy.load(ckpt)?;
             (
@@ -127,9 +127,10 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
                 state.evals.clone(),
                 state.metrics_lines,
                 Some(ckpt.clone()),
+                state.stage_state.clone(),
             )
         }
-        None => (0, 0, Vec::new(), 0, None),
+        None => (0, 0, Vec::new(), 0, None, None),
     };
     if opts.progress {
         eprintln!(
@@ -160,6 +161,8 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         stopped: false,
         resume_dir,
         policy_config,
+        stage_state: None,
+        resumed_stage_state: stage_state,
     };
     if resume.is_none() {
         ctx.checkpoint(0, 0)?;
@@ -168,6 +171,10 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         ctx.stage = i;
         ctx.stage_type = stage_type(stage.as_ref());
         let first = if i == start_stage { start_step } else { 0 };
+        ctx.stage_state = None;
+        if first == 0 {
+            ctx.resumed_stage_state = None;
+        }
         if first < stage.steps() {
             stage
                 .run(&mut ctx, first)
@@ -180,6 +187,7 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
                 finished: false,
             });
         }
+        ctx.stage_state = None;
         ctx.checkpoint(i + 1, 0)?;
     }
     write_table(&dir, &ctx.evals)?;

@@ -22,7 +22,8 @@ stages:
       type: sum
       terms:
         - {type: ppo_clip}
-        - {type: kl, coef: 0.1}
+        # β moves every step (horizon 10), so resume must restore it from the checkpoint
+        - {type: adaptive_kl, coef: 0.1, target: 0.001, horizon: 10}
   - {type: eval, label: after, k: [1, 2], sampler: {type: local, n: 2, max_tokens: 24}}
 ";
 
@@ -152,10 +153,9 @@ stages:
 fn nan_loss_is_a_clear_error_and_leaves_the_last_checkpoint_whole() {
     foil::link_all();
     let tmp = tempfile::tempdir().unwrap();
-    let text = TINY.replace(
-        "        - {type: kl, coef: 0.1}",
-        "        - {type: nll, coef: .nan}",
-    );
+    let kl = "        - {type: adaptive_kl, coef: 0.1, target: 0.001, horizon: 10}";
+    assert!(TINY.contains(kl));
+    let text = TINY.replace(kl, "        - {type: nll, coef: .nan}");
     let recipe = write_recipe(tmp.path(), &text);
     let dir = tmp.path().join("nan");
     let e = format!("{:#}", run(Some(&recipe), &opts(&dir)).unwrap_err());
