@@ -71,7 +71,11 @@ pub fn metric(evals: &[EvalRecord], eval: &str, name: &str) -> Option<f64> {
         .map(|(_, v)| *v)
 }
 
-/// Index of the first `rl` stage of a recipe.
+/// Stage types at which arms branch off the shared prefix (`rl`, and the training stages
+/// that replace it in some comparisons: `per_step`, `rft`).
+pub const BRANCH_STAGES: &[&str] = &["rl", "per_step", "rft"];
+
+/// Index of the first `rl` (or other [`BRANCH_STAGES`]) stage of a recipe.
 fn rl_index(recipe: &Recipe) -> anyhow::Result<usize> {
     recipe
         .stages
@@ -79,7 +83,11 @@ fn rl_index(recipe: &Recipe) -> anyhow::Result<usize> {
         .position(|s| {
             serde_json::to_value(s)
                 .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(|t| t == "rl"))
+                .and_then(|v| {
+                    v.get("type")
+                        .and_then(|t| t.as_str())
+                        .map(|t| BRANCH_STAGES.contains(&t))
+                })
                 .unwrap_or(false)
         })
         .with_context(|| format!("recipe `{}` has no rl stage", recipe.name))

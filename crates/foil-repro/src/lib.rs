@@ -10,6 +10,7 @@
 //! | reproduction | claim |
 //! |---|---|
 //! | [`psr_nsr`] | NSR keeps pass@k at large k, PSR raises pass@1 and lowers pass@k at large k, W-REINFORCE ≥ GRPO across k (Zhu et al. 2025) |
+//! | [`per_step_vs_rft`] | per-step negatives (first-pit DPO) beat RFT on the same N problems and match RFT on 8N (Setlur et al. 2024) |
 //! | [`ngrpo_zero_groups`] | NGRPO gets gradient from all-incorrect groups where GRPO's is exactly zero, and improves hard-problem accuracy (Nan et al. 2025) |
 //! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
 //!
@@ -20,6 +21,7 @@
 pub mod arms;
 pub mod gtpo_stability;
 pub mod ngrpo_zero_groups;
+pub mod per_step_vs_rft;
 pub mod plot;
 pub mod psr_nsr;
 pub mod report;
@@ -113,6 +115,9 @@ pub const REPROS: &[Repro] = &[
         run: ngrpo_zero_groups::run,
     },
     Repro {
+        name: per_step_vs_rft::NAME,
+        about: per_step_vs_rft::ABOUT,
+        run: per_step_vs_rft::run,
         name: gtpo_stability::NAME,
         about: gtpo_stability::ABOUT,
         run: gtpo_stability::run,

@@ -1,11 +1,15 @@
 //! # foil-trainers
 //!
-//! Stages a recipe chains (`sft`, `rl`, `eval`), the group filters of the RL loop, and the
+//! Stages a recipe chains (`sft`, `rl`, `eval`, `per_step`, `rft`), the group filters of the RL loop, and the
 //! runner that executes a recipe with metrics, checkpoints and resume.
 
 pub mod drop_solved;
 pub mod dynamic_sampling;
 pub mod eval;
+pub mod per_step;
+pub mod per_step_pairs;
+pub mod per_step_values;
+pub mod rft;
 pub mod rl;
 pub mod runner;
 pub mod sft;
@@ -14,6 +18,8 @@ mod train_step;
 pub use drop_solved::DropSolved;
 pub use dynamic_sampling::DynamicSampling;
 pub use eval::Eval;
+pub use per_step::{PerStep, PerStepMode};
+pub use rft::Rft;
 pub use rl::Rl;
 pub use runner::{RunOptions, RunSummary, run};
 pub use sft::Sft;

@@ -71,41 +71,81 @@ impl Stage for Sft {
                 Ok((tok.encode_prompt(&p.prompt)?, y))
             })
             .collect::<anyhow::Result<_>>()?;
-        let bar = ctx.bar(self.steps, "sft");
-        bar.set_position(start_step as u64);
-        let train_device = ctx.policy.device();
-        for step in start_step..self.steps {
-            let mut r = rng::rng(ctx.seed, &[ctx.stage as u64, step as u64]);
-            let k = self.batch.min(encoded.len());
-            let rows: Vec<(&[u32], &[u32], Vec<f32>)> = sample(&mut r, encoded.len(), k)
-                .into_iter()
-                .map(|i| {
-                    (
-                        encoded[i].0.as_slice(),
-                        encoded[i].1.as_slice(),
-                        vec![1.0; encoded[i].1.len()],
-                    )
-                })
-                .collect();
-            let host = HostPolicyBatch::new(&rows, tok.pad_id());
-            let batch = host.to_device(&train_device, 0);
-            let lr = self.optimizer.lr_at(step);
-            let metrics = objective_step(ctx, self.objective.as_ref(), &batch, step, lr)?;
-            bar.inc(1);
-            if step % self.log_every.max(1) == 0 || step + 1 == self.steps {
-                bar.set_prefix(format!("loss {:.4}", metrics[0].1));
-                let mut m: Vec<(String, f64)> = metrics
-                    .iter()
-                    .map(|(k, v)| (k.clone(), *v as f64))
-                    .collect();
-                m.push(("lr".into(), lr));
-                ctx.log(step, &m)?;
-            }
-            if ctx.end_step(step)? {
-                break;
-            }
-        }
-        bar.finish();
-        Ok(())
+        supervised_steps(
+            ctx,
+            "sft",
+            &encoded,
+            &SupervisedSchedule {
+                steps: self.steps,
+                batch: self.batch,
+                optimizer: &self.optimizer,
+                objective: self.objective.as_ref(),
+                log_every: self.log_every,
+            },
+            start_step,
+            &[],
+        )
     }
+}
+
+/// What [`supervised_steps`] trains with.
+pub(crate) struct SupervisedSchedule<'a> {
+    pub steps: usize,
+    pub batch: usize,
+    pub optimizer: &'a OptimizerConfig,
+    pub objective: &'a dyn Objective,
+    pub log_every: usize,
+}
+
+/// Steps `start_step..steps` of supervised training on `(prompt, response)` rows: each step
+/// draws `batch` rows without replacement (seeded by run seed, stage and step) and takes one
+/// optimizer step on the objective. `extra` is appended to every logged line. Shared by
+/// `sft` (demonstrations) and `rft` (the policy's own correct samples).
+pub(crate) fn supervised_steps(
+    ctx: &mut RunContext,
+    label: &str,
+    encoded: &[(Vec<u32>, Vec<u32>)],
+    s: &SupervisedSchedule<'_>,
+    start_step: usize,
+    extra: &[(String, f64)],
+) -> anyhow::Result<()> {
+    anyhow::ensure!(!encoded.is_empty(), "{label}: no training rows");
+    let tok = ctx.task.tokenizer.clone();
+    let bar = ctx.bar(s.steps, label);
+    bar.set_position(start_step as u64);
+    let train_device = ctx.policy.device();
+    for step in start_step..s.steps {
+        let mut r = rng::rng(ctx.seed, &[ctx.stage as u64, step as u64]);
+        let k = s.batch.min(encoded.len());
+        let rows: Vec<(&[u32], &[u32], Vec<f32>)> = sample(&mut r, encoded.len(), k)
+            .into_iter()
+            .map(|i| {
+                (
+                    encoded[i].0.as_slice(),
+                    encoded[i].1.as_slice(),
+                    vec![1.0; encoded[i].1.len()],
+                )
+            })
+            .collect();
+        let host = HostPolicyBatch::new(&rows, tok.pad_id());
+        let batch = host.to_device(&train_device, 0);
+        let lr = s.optimizer.lr_at(step);
+        let metrics = objective_step(ctx, s.objective, &batch, step, lr)?;
+        bar.inc(1);
+        if step % s.log_every.max(1) == 0 || step + 1 == s.steps {
+            bar.set_prefix(format!("loss {:.4}", metrics[0].1));
+            let mut m: Vec<(String, f64)> = metrics
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as f64))
+                .collect();
+            m.push(("lr".into(), lr));
+            m.extend(extra.iter().cloned());
+            ctx.log(step, &m)?;
+        }
+        if ctx.end_step(step)? {
+            break;
+        }
+    }
+    bar.finish();
+    Ok(())
 }
