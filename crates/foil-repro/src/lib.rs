@@ -118,6 +118,8 @@ pub const REPROS: &[Repro] = &[
         name: per_step_vs_rft::NAME,
         about: per_step_vs_rft::ABOUT,
         run: per_step_vs_rft::run,
+    },
+    Repro {
         name: gtpo_stability::NAME,
         about: gtpo_stability::ABOUT,
         run: gtpo_stability::run,
