@@ -78,7 +78,7 @@ impl Objective for Dpo {
         );
         let n = batch.n;
         ensure!(
-            n > 0 && n % 2 == 0,
+            n > 0 && n.is_multiple_of(2),
             "dpo: the batch must hold (chosen, rejected) pairs as rows 2k, 2k+1, but it has \
              {n} rows"
         );
@@ -226,11 +226,11 @@ mod tests {
         // ∂L/∂log π(y⁺_t) = −β σ(−z) = −0.5 · σ(−1.25) = −0.5 · 0.2227001 = −0.1113500
         // ∂L/∂log π(y⁻_t) = +0.1113500, 0 on the masked column
         // gradient descent therefore raises log π(y⁺) and lowers log π(y⁻)
-        for k in 0..3 {
-            close(g[k], -0.111_350_0);
+        for gk in &g[..3] {
+            close(*gk, -0.111_350_07);
         }
-        close(g[3], 0.111_350_0);
-        close(g[4], 0.111_350_0);
+        close(g[3], 0.111_350_07);
+        close(g[4], 0.111_350_07);
         close(g[5], 0.0);
     }
 

@@ -135,6 +135,7 @@ pub struct RolloutCount {
 
 /// The step values of every response, from `M = sampler.n()` continuations per distinct
 /// step prefix, all prefixes in one sampling call (seeded by `seed`).
+#[allow(clippy::too_many_arguments)]
 pub fn mc_step_values(
     model: &dyn InferenceModel,
     tok: &dyn Tokenizer,
