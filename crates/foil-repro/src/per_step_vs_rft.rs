@@ -446,7 +446,7 @@ fn mechanism(opts: &Options, seed: u64) -> anyhow::Result<Mechanism> {
     let mw = Summary::of(&wrong);
     checks.push(
         crate::rules::keeps_or_raises(
-            "a spurious `v+0=v|` step has ≈ 0 advantage (not below −0.02 on average)",
+            "a spurious `v+0=v` step has ≈ 0 advantage (not below −0.02 on average)",
             &spurious,
             TOL,
         )
@@ -454,7 +454,7 @@ fn mechanism(opts: &Options, seed: u64) -> anyhow::Result<Mechanism> {
     );
     checks.push(
         crate::rules::all_negative(
-            "an injected wrong `v+0=w|` step has negative advantage (mean)",
+            "an injected wrong `v+0=w` step has negative advantage (mean)",
             &[mw.mean],
         )
         .reported(),
@@ -478,11 +478,11 @@ fn mechanism(opts: &Options, seed: u64) -> anyhow::Result<Mechanism> {
                     format!("{before:.4} → {after:.4} ({} pairs)", rows.len() / 2),
                 ],
                 vec![
-                    "advantage of a spurious `v+0=v|` step (16 problems, M = 16, K = 1)".into(),
+                    "advantage of a spurious `v+0=v` step (16 problems, M = 16, K = 1)".into(),
                     ms.mean_std(),
                 ],
                 vec![
-                    "advantage of an injected wrong `v+0=w|` step".into(),
+                    "advantage of an injected wrong `v+0=w` step".into(),
                     mw.mean_std(),
                 ],
             ]
