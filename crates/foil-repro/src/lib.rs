@@ -13,6 +13,7 @@
 //! | [`per_step_vs_rft`] | per-step negatives (first-pit DPO) beat RFT on the same N problems and match RFT on 8N (Setlur et al. 2024) |
 //! | [`ngrpo_zero_groups`] | NGRPO gets gradient from all-incorrect groups where GRPO's is exactly zero, and improves hard-problem accuracy (Nan et al. 2025) |
 //! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
+//! | [`prof_process`] | PROF (PRM as a consistency filter) raises the share of correct answers with all steps correct over Blend (PRM blended into the reward), at no cost in accuracy (Ye et al. 2025) |
 //!
 //! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
 //! `result.json`, `<name>.png`, and the runs under `runs/`. `--quick` is a cut-down
@@ -23,6 +24,7 @@ pub mod gtpo_stability;
 pub mod ngrpo_zero_groups;
 pub mod per_step_vs_rft;
 pub mod plot;
+pub mod prof_process;
 pub mod psr_nsr;
 pub mod report;
 pub mod rules;
@@ -123,6 +125,11 @@ pub const REPROS: &[Repro] = &[
         name: gtpo_stability::NAME,
         about: gtpo_stability::ABOUT,
         run: gtpo_stability::run,
+    },
+    Repro {
+        name: prof_process::NAME,
+        about: prof_process::ABOUT,
+        run: prof_process::run,
     },
 ];
 
