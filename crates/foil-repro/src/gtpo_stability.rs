@@ -48,7 +48,12 @@
 //! Reported, not gating: the change of mean token entropy of each arm, and GTPO − GRPO
 //! entropy after.
 //!
-//! **Measured**: see `docs/reproductions.md`.
+//! **Measured** (`docs/reproductions.md`): part A holds on seeds 1–3 (GTPO's gradient on the
+//! negative's shared prefix exactly 0 where GRPO's is ~2.5e-3; exactly ×2 on the positive's;
+//! filtered completion exactly 0). Part B, seed 1 only so far, at lr 1e-2: both arms
+//! collapse — GRPO-no-KL pass@1 0.301 → 0.210, format validity 0.977 → 0, entropy 0.17 →
+//! 0.35; GTPO pass@1 → 0.230, validity → 0, entropy → 0.03 (never emits EOS). Checks 6 and
+//! 7 fail: the claim does not hold at this setting.
 //!
 //! **`--quick`** runs part A only (checks 1–4; three seeds, a few seconds): training
 //! outcomes need the full runs.
