@@ -35,7 +35,12 @@ fn foil(args: &[String]) -> anyhow::Result<()> {
     status(c)
 }
 
+/// The repository root: `FOIL_ROOT` when set (a copied binary run from another checkout,
+/// e.g. on a device machine), else the checkout xtask was built in.
 fn root() -> PathBuf {
+    if let Some(r) = std::env::var_os("FOIL_ROOT") {
+        return PathBuf::from(r);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
