@@ -171,6 +171,7 @@ pub struct Probe {
 
 /// Per-row response-token gradients of `objective`'s loss with respect to the token
 /// log-probabilities, for `groups` credited by `estimator`. Rows in completion order.
+#[allow(clippy::too_many_arguments)]
 fn token_grads(
     recipe: &Recipe,
     estimator: &dyn AdvantageEstimator,
