@@ -13,6 +13,7 @@
 //! | [`per_step_vs_rft`] | per-step negatives (first-pit DPO) beat RFT on the same N problems and match RFT on 8N (Setlur et al. 2024) |
 //! | [`ngrpo_zero_groups`] | NGRPO gets gradient from all-incorrect groups where GRPO's is exactly zero, and improves hard-problem accuracy (Nan et al. 2025) |
 //! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
+//! | [`relmf_rare_items`] | clipped IPS (Rel-MF) beats naive MF on rare-item DCG@5 from missing-not-at-random clicks (Saito et al. 2020; the example plugin `examples/plugin-recsys`) |
 //! | [`prof_process`] | PROF (PRM as a consistency filter) raises the share of correct answers with all steps correct over Blend (PRM blended into the reward), at no cost in accuracy (Ye et al. 2025) |
 //!
 //! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
@@ -26,6 +27,7 @@ pub mod per_step_vs_rft;
 pub mod plot;
 pub mod prof_process;
 pub mod psr_nsr;
+pub mod relmf_rare_items;
 pub mod report;
 pub mod rules;
 pub mod stats;
@@ -125,6 +127,11 @@ pub const REPROS: &[Repro] = &[
         name: gtpo_stability::NAME,
         about: gtpo_stability::ABOUT,
         run: gtpo_stability::run,
+    },
+    Repro {
+        name: relmf_rare_items::NAME,
+        about: relmf_rare_items::ABOUT,
+        run: relmf_rare_items::run,
     },
     Repro {
         name: prof_process::NAME,

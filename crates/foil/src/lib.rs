@@ -13,6 +13,7 @@ use foil_data as _;
 use foil_eval as _;
 use foil_models as _;
 use foil_objectives as _;
+use foil_plugin_recsys as _;
 use foil_rewards as _;
 use foil_samplers as _;
 use foil_trainers as _;
@@ -26,6 +27,7 @@ pub fn link_all() {
         std::any::type_name::<foil_data::Arithmetic>(),
         std::any::type_name::<foil_models::TinyGpt>(),
         std::any::type_name::<foil_objectives::PpoClip>(),
+        std::any::type_name::<foil_plugin_recsys::RelMf>(),
         std::any::type_name::<foil_samplers::Local>(),
         std::any::type_name::<foil_trainers::Rl>(),
         std::any::type_name::<foil_verifiers::Numeric>(),
