@@ -23,7 +23,11 @@
 //! **Part A (mechanism, no training).** From each seed's SFT checkpoint, 64 training
 //! problems × 8 samples with the RL sampler, scored with `prof.yaml`'s verifier (noisy PRM)
 //! and credited by `prof.yaml`'s estimator; a response is "removed" when its credit is
-//! `Excluded`. "Clean" = every step exactly correct (the `steps` checker, no noise).
+//! `Excluded`. "Clean" = every expected step written exactly right, the answer aside (the
+//! `steps` checker's step rewards all 1, no noise). The first full run used the checker's
+//! `correct` instead, which also requires the right answer, so no incorrect response
+//! could be clean and A3 was 0 by construction — a measurement bug, fixed afterwards
+//! (see docs/reproductions.md; the full run has not been repeated since).
 //!
 //! **Acceptance rule** ([`crate::rules`], per-seed values, arms paired by seed), fixed
 //! before the runs:
@@ -40,8 +44,10 @@
 //! The claim holds when all five hold. PROF − GRPO on process_correct and on pass@1 is
 //! reported, not gating (GRPO is context, not the paper's comparison).
 //!
-//! **`--quick`** (seed 1, the SFT prefix and part A only, ≈ 1 min): gates on A1–A3, which
-//! are mechanism checks that do not depend on training; B needs the full run.
+//! **`--quick`** (seed 1, the SFT prefix and part A only, ≈ 1 min): gates on A1 (holds on
+//! every seed of the full run by +3.4 ± 0.1) and reports A2 and A3 without gating (A2 did
+//! not hold on seed 2 of the full run; A3 has not been measured with the fixed
+//! definition of "clean"); B needs the full run.
 //!
 //! **Measured**: see `docs/reproductions.md`.
 
@@ -195,7 +201,9 @@ pub fn probe(opts: &Options, seed: u64, prefix_dir: &Path) -> anyhow::Result<Pro
     for (g, cs) in groups.iter().zip(&credits) {
         let (mut n_pos, mut n_neg, mut k_pos, mut k_neg) = (0i64, 0i64, 0i64, 0i64);
         for ((c, v), credit) in g.group.completions.iter().zip(&g.verdicts).zip(cs) {
-            let clean = exact.verify(&g.group.problem, &c.text).correct;
+            // clean = every expected step written exactly right, the answer aside
+            let steps = exact.verify(&g.group.problem, &c.text).step_rewards;
+            let clean = !steps.is_empty() && steps.iter().all(|&x| x == 1.0);
             let kept = *credit != Credit::Excluded;
             if v.correct {
                 n_pos += 1;
@@ -538,6 +546,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         );
     }
     let mut checks = probe_checks(&probes);
+    if opts.quick {
+        for c in checks.iter_mut().skip(1) {
+            *c = c.clone().reported();
+        }
+    }
     let mut sections = vec![probe_table(&probes)];
     if !opts.quick {
         checks.extend(train_checks(&runs)?);
