@@ -11,7 +11,7 @@ use crate::batch::PolicyBatch;
 use crate::policy::{InferenceModel, Policy};
 use crate::run::RunContext;
 use crate::tokenizer::Tokenizer;
-use crate::types::{Credit, Group, Problem, ScoredGroup, Verdict};
+use crate::types::{Credit, Group, Problem, RewardScore, ScoredGroup, Verdict};
 
 /// What a task provides: problems and the tokenizer that covers them.
 #[derive(Debug, Clone)]
@@ -50,11 +50,31 @@ pub trait PolicyConfig: Debug + Send + Sync {
 /// Judges a response text against a problem.
 #[typetag::serde(tag = "type")]
 pub trait Verifier: Debug + Send + Sync {
+    /// Loads what the verifier needs before its first `verify` (a learned reward model's
+    /// weights and tokenizer), so that a bad path is an error naming it rather than a
+    /// failure mid-run. Stages call it once before verifying; it is idempotent. Rule
+    /// verifiers need nothing.
+    fn prepare(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
     fn verify(&self, problem: &Problem, response: &str) -> Verdict;
     /// The final answer it reads from a response (for majority voting), if any.
     fn extract(&self, _response: &str) -> Option<String> {
         None
     }
+}
+
+/// A learned scorer of responses: an outcome reward model (one score per response) or a
+/// process reward model (one score per written step), for verifiers, filters, best-of-N
+/// samplers and RL stages. Implementations live in `foil-rewards`.
+#[typetag::serde(tag = "type")]
+pub trait RewardModel: Debug + Send + Sync {
+    /// Loads weights and tokenizer (errors name the path). Idempotent.
+    fn prepare(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Scores (logits) of `responses` to `problem`, one [`RewardScore`] per response.
+    fn score(&self, problem: &Problem, responses: &[&str]) -> anyhow::Result<Vec<RewardScore>>;
 }
 
 /// Turns scored groups into per-completion credit.

@@ -77,6 +77,16 @@ impl Verdict {
     }
 }
 
+/// What a learned reward model says about one response ([`crate::RewardModel`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RewardScore {
+    /// The response's score (a logit). For a process reward model: its step scores
+    /// combined (by the model's `combine` rule).
+    pub score: f32,
+    /// One score (logit) per written step for a process reward model; empty otherwise.
+    pub steps: Vec<f32>,
+}
+
 /// A group with one verdict per completion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ScoredGroup {

@@ -225,6 +225,31 @@ impl<B: Backend> TinyGptModel<B> {
         self.forward_with_cache(tokens, positions, valid).0
     }
 
+    /// Final hidden states `LN_f(h_L)` `[n, t, d_model]` of a full pass: what the
+    /// vocabulary head reads (`forward = W_head · hidden`). Other heads read them too,
+    /// e.g. the scalar head of a learned reward model (`foil-rewards`).
+    pub fn hidden(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        valid: Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 3> {
+        let device = self.head.weight.val().device();
+        let [n, t] = tokens.dims();
+        let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
+        let bias = causal_bias(key_bias(valid), &device);
+        let mut h = self.embed(tokens, positions);
+        for b in &self.blocks {
+            h = b.forward(h, bias.clone(), None, &mut None);
+        }
+        self.ln_f.forward(h)
+    }
+
+    /// Width of the residual stream.
+    pub fn d_model(&self) -> usize {
+        self.head.weight.dims()[0]
+    }
+
     fn forward_with_cache(
         &self,
         tokens: Tensor<B, 2, Int>,
@@ -431,6 +456,22 @@ mod tests {
                     assert!((a - b).abs() < 1e-4, "step {step} row {row}: {a} vs {b}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn hidden_states_are_what_the_vocabulary_head_reads() {
+        let device = parse_device("cpu").unwrap();
+        let model = small().init_model::<FB>(11, &device);
+        let input = SeqBatch::left_padded(&[vec![1, 2, 3], vec![4]], 0).to_input(&device);
+        let (tokens, positions, valid) = (input.tokens, input.positions, input.key_valid);
+        let hidden = model.hidden(tokens.clone(), positions.clone(), valid.clone());
+        assert_eq!(hidden.dims(), [2, 3, 32]);
+        assert_eq!(model.d_model(), 32);
+        let via_head = to_vec(model.head.forward(hidden));
+        let logits = to_vec(model.forward(tokens, positions, valid));
+        for (a, b) in via_head.iter().zip(&logits) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
 

@@ -31,5 +31,6 @@ pub fn link_all() {
         std::any::type_name::<foil_samplers::Local>(),
         std::any::type_name::<foil_trainers::Rl>(),
         std::any::type_name::<foil_verifiers::Numeric>(),
+        std::any::type_name::<foil_rewards::RewardModelStage>(),
     ));
 }
