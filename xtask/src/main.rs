@@ -8,7 +8,7 @@
 //! | `bench` | the criterion benches, then one table of their medians and ratios |
 //! | `ci` | fmt check, clippy with warnings denied, tests, a shortened quickstart, and `repro --quick` |
 //! | `fetch TARGET [--force]` | downloads a model or data set into `models/` or `data/` (see [`FETCH_TARGETS`]) |
-//! | `repro [NAME…] [--quick] [--seeds N] [--out DIR]` | reproduction checks (`foil-repro`): every one without a name; exits non-zero when a claim does not hold |
+//! | `repro [NAME…] [--quick] [--seeds N] [--out DIR] [--set K=V]…` | reproduction checks (`foil-repro`): every one without a name; exits non-zero when a claim does not hold |
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -164,7 +164,7 @@ fn smoke() -> anyhow::Result<()> {
     foil(&args)
 }
 
-/// `cargo xtask repro [NAME…] [--quick] [--seeds N] [--out DIR]`: runs the named
+/// `cargo xtask repro [NAME…] [--quick] [--seeds N] [--out DIR] [--set K=V]…`: runs the named
 /// reproductions (all of them without a name) in this process, writes their results
 /// under `runs/repro/` and fails when a claim does not hold.
 fn repro(args: &[String]) -> anyhow::Result<()> {
@@ -193,6 +193,10 @@ fn repro(args: &[String]) -> anyhow::Result<()> {
             }
             "--out" => {
                 opts.out = PathBuf::from(it.next().context("repro: --out needs a directory")?);
+            }
+            "--set" => {
+                opts.sets
+                    .push(it.next().context("repro: --set needs KEY=VALUE")?.clone());
             }
             "--list" => {
                 println!("{}", known());
@@ -409,7 +413,7 @@ fn main() -> anyhow::Result<()> {
         Some("repro") => repro(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run RECIPE [args…] | check RECIPE | list | test | bench | ci | smoke | fetch TARGET [--force] | repro [NAME…] [--quick] [--seeds N] [--out DIR]>"
+                "usage: cargo xtask <run RECIPE [args…] | check RECIPE | list | test | bench | ci | smoke | fetch TARGET [--force] | repro [NAME…] [--quick] [--seeds N] [--out DIR] [--set K=V]…>"
             );
             std::process::exit(2)
         }

@@ -120,8 +120,20 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--set` overrides given on the command line (`cargo xtask repro NAME --set K=V`),
+/// applied to every arm after its own (see [`crate::Options::sets`]).
+static EXTRA: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Replaces the command-line overrides applied to every arm.
+pub fn set_extra_overrides(sets: &[String]) {
+    if let Ok(mut g) = EXTRA.lock() {
+        *g = sets.to_vec();
+    }
+}
+
 /// Runs every arm for one seed under `dir/` (`dir/prefix`, `dir/<label>`), the shared
-/// prefix once. `common` are `--set` overrides for every arm (the seed among them).
+/// prefix once. `common` are `--set` overrides for every arm (the seed among them); the
+/// command line's `--set`s come last.
 pub fn run_arms(
     arms: &[Arm],
     common: &[String],
@@ -132,9 +144,11 @@ pub fn run_arms(
     anyhow::ensure!(!arms.is_empty(), "no arms to run");
     let mut overrides = common.to_vec();
     overrides.push(format!("seed={seed}"));
+    let extra = EXTRA.lock().map(|g| g.clone()).unwrap_or_default();
     let all = |arm: &Arm| {
         let mut o = overrides.clone();
         o.extend(arm.overrides.iter().cloned());
+        o.extend(extra.iter().cloned());
         o
     };
     // resolve every arm and check that they share the prefix

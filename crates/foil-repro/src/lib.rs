@@ -50,6 +50,9 @@ pub struct Options {
     pub out: PathBuf,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// `--set K=V` overrides applied to every arm of every recipe after the
+    /// reproduction's own (a setting other than the fixed one: the result records them).
+    pub sets: Vec<String>,
 }
 
 impl Options {
@@ -61,6 +64,7 @@ impl Options {
             out: root.join("runs").join("repro"),
             root,
             progress: true,
+            sets: Vec::new(),
         }
     }
 
@@ -92,6 +96,9 @@ impl Options {
         }
         if let Some(n) = self.seeds {
             c.push_str(&format!(" --seeds {n}"));
+        }
+        for s in &self.sets {
+            c.push_str(&format!(" --set {s}"));
         }
         c
     }
@@ -157,6 +164,7 @@ pub fn run_one(repro: &Repro, opts: &Options) -> anyhow::Result<Report> {
             repro.about
         );
     }
+    arms::set_extra_overrides(&opts.sets);
     let mut report = (repro.run)(opts)?;
     report.wall_s = t.elapsed().as_secs_f64();
     let dir = opts.dir(repro.name);
