@@ -125,6 +125,9 @@ pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `(user, item)` pairs.
+pub type Pairs = Vec<(usize, usize)>;
+
 impl ClickLog {
     /// Training clicks per item, `n_i⁺`.
     pub fn item_clicks(&self) -> Vec<usize> {
@@ -138,7 +141,7 @@ impl ClickLog {
     }
 
     /// `(user, item)` of every clicked pair and of every unclicked (unlabeled) pair.
-    pub fn split_pairs(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    pub fn split_pairs(&self) -> (Pairs, Pairs) {
         let (mut pos, mut unl) = (Vec::new(), Vec::new());
         for (j, &c) in self.clicks.iter().enumerate() {
             let p = (j / self.items, j % self.items);
@@ -164,8 +167,12 @@ mod tests {
     #[test]
     fn same_seed_same_log_and_exposure_is_a_power_of_rank() {
         let m = small();
-        let a = m.generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3)).unwrap();
-        let b = m.generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let a = m
+            .generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
+        let b = m
+            .generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
         assert_eq!(a.clicks, b.clicks);
         assert_eq!(a.relevance, b.relevance);
         // p = 1: the exposures are exactly {1/40, 2/40, …, 40/40} in some order
@@ -195,12 +202,21 @@ mod tests {
             .map(|j| log.exposure[j % log.items] * log.relevance[j])
             .sum();
         let got = log.clicks.iter().filter(|&&c| c).count() as f64;
-        assert!((got - expected).abs() / expected < 0.05, "{got} vs {expected}");
+        assert!(
+            (got - expected).abs() / expected < 0.05,
+            "{got} vs {expected}"
+        );
         // the most exposed item is clicked more than the least exposed one
         let n = log.item_clicks();
         let by = |f: fn(f64, f64) -> bool| {
             (0..log.items)
-                .reduce(|a, b| if f(log.exposure[b], log.exposure[a]) { b } else { a })
+                .reduce(|a, b| {
+                    if f(log.exposure[b], log.exposure[a]) {
+                        b
+                    } else {
+                        a
+                    }
+                })
                 .unwrap()
         };
         assert!(n[by(|x, y| x > y)] > n[by(|x, y| x < y)]);

@@ -85,7 +85,13 @@ mod tests {
         // equal scores: item 0 before item 1 → @1 = γ_0
         close(dcg_at_k(&[0.5, 0.5], &[0.25, 1.0], &[0, 1], 1), 0.25);
         // two users, two items, @1: user 0 picks item 1 (γ 0.8), user 1 picks item 0 (γ 0.4)
-        let m = mean_dcg(&[0.1, 0.9, 0.6, 0.2], &[0.3, 0.8, 0.4, 0.7], 2, &[0, 1], &[1]);
+        let m = mean_dcg(
+            &[0.1, 0.9, 0.6, 0.2],
+            &[0.3, 0.8, 0.4, 0.7],
+            2,
+            &[0, 1],
+            &[1],
+        );
         close(m[0], (0.8 + 0.4) / 2.0);
     }
 }

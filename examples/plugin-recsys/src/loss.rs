@@ -72,7 +72,10 @@ mod tests {
     fn value(pred: &[f32], w: &[f32]) -> f32 {
         let d = parse_device("cpu").unwrap();
         let t = |v: &[f32]| Tensor::<B, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &d);
-        pointwise(t(pred), t(w)).into_data().to_vec::<f32>().unwrap()[0]
+        pointwise(t(pred), t(w))
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()[0]
     }
 
     #[test]

@@ -81,7 +81,10 @@ mod tests {
     fn prediction_is_the_sigmoid_of_the_dot_product() {
         let device = parse_device("cpu").unwrap();
         let t = |v: Vec<f32>, r: usize, c: usize| {
-            Param::from_tensor(Tensor::<B, 2>::from_data(TensorData::new(v, [r, c]), &device))
+            Param::from_tensor(Tensor::<B, 2>::from_data(
+                TensorData::new(v, [r, c]),
+                &device,
+            ))
         };
         // u_0 = (1, 0), u_1 = (0.5, 2); v_0 = (2, 1), v_1 = (0, −1)
         let m = Mf::<B> {

@@ -178,10 +178,7 @@ impl RelMf {
         let clicks = log.item_clicks();
         let s = match self.estimator.floor(self.clip) {
             None => vec![1.0; n_i],
-            Some(m) => propensity::clip(
-                &propensity::estimate(&clicks, self.propensity_power),
-                m,
-            ),
+            Some(m) => propensity::clip(&propensity::estimate(&clicks, self.propensity_power), m),
         };
         let (pos, unl) = log.split_pairs();
         anyhow::ensure!(
@@ -210,7 +207,11 @@ impl RelMf {
             let mut clicked = Vec::with_capacity(self.batch);
             let mut ss = Vec::with_capacity(self.batch);
             for b in 0..self.batch {
-                let (from, y) = if b < half { (&pos, true) } else { (&unl, false) };
+                let (from, y) = if b < half {
+                    (&pos, true)
+                } else {
+                    (&unl, false)
+                };
                 let (u, i) = from[batches.random_range(0..from.len())];
                 us.push(u as i64);
                 is.push(i as i64);
@@ -218,8 +219,10 @@ impl RelMf {
                 ss.push(s[i]);
             }
             let n = self.batch;
-            let idx = |v: Vec<i64>| Tensor::<FB, 1, Int>::from_data(TensorData::new(v, [n]), &train);
-            let w = Tensor::<FB, 1>::from_data(TensorData::new(weights(&clicked, &ss), [n]), &train);
+            let idx =
+                |v: Vec<i64>| Tensor::<FB, 1, Int>::from_data(TensorData::new(v, [n]), &train);
+            let w =
+                Tensor::<FB, 1>::from_data(TensorData::new(weights(&clicked, &ss), [n]), &train);
             let pred = model.predict(idx(us), idx(is));
             let loss = pointwise(pred, w) + l2_penalty(model.squared_norm(), self.lambda);
             let last = it + 1 == self.iterations;
@@ -238,9 +241,15 @@ impl RelMf {
         }
         let scores: Vec<f32> = model.valid().scores().into_data().to_vec()?;
         let all: Vec<usize> = (0..n_i).collect();
-        let rare: Vec<usize> = (0..n_i).filter(|&i| clicks[i] <= self.rare_clicks).collect();
+        let rare: Vec<usize> = (0..n_i)
+            .filter(|&i| clicks[i] <= self.rare_clicks)
+            .collect();
         let mut metrics = Vec::new();
-        for (k, v) in self.k.iter().zip(mean_dcg(&scores, &log.relevance, n_i, &all, &self.k)) {
+        for (k, v) in self
+            .k
+            .iter()
+            .zip(mean_dcg(&scores, &log.relevance, n_i, &all, &self.k))
+        {
             metrics.push((format!("dcg@{k}"), v));
         }
         if !rare.is_empty() {
@@ -255,7 +264,10 @@ impl RelMf {
         // how many of each user's top-K over all items are rare (popularity bias shows here)
         let top = *self.k.iter().max().expect("validated: k is not empty");
         let is_rare: Vec<bool> = (0..n_i).map(|i| clicks[i] <= self.rare_clicks).collect();
-        metrics.push((format!("rare_share@{top}"), rare_share(&scores, n_i, &is_rare, top)));
+        metrics.push((
+            format!("rare_share@{top}"),
+            rare_share(&scores, n_i, &is_rare, top),
+        ));
         metrics.push(("rare_items".into(), rare.len() as f64));
         metrics.push(("clicks".into(), pos.len() as f64));
         Ok(Outcome { metrics, losses })
@@ -395,7 +407,9 @@ mod tests {
         let its: Vec<usize> = a.losses.iter().map(|l| l.0).collect();
         assert_eq!(its, vec![0, 50, 100, 149]);
         // the three estimators share the data: same clicks and rare items, different models
-        let n = small(Estimator::Naive).experiment(4, &d, |_, _| Ok(())).unwrap();
+        let n = small(Estimator::Naive)
+            .experiment(4, &d, |_, _| Ok(()))
+            .unwrap();
         assert_eq!(metric(&n, "clicks"), metric(&a, "clicks"));
         assert_eq!(metric(&n, "rare_items"), metric(&a, "rare_items"));
         assert_ne!(metric(&n, "dcg@5"), metric(&a, "dcg@5"));
@@ -409,7 +423,12 @@ mod tests {
         let d = parse_device("cpu").unwrap();
         for e in [Estimator::Naive, Estimator::Ips, Estimator::ClippedIps] {
             let t = std::time::Instant::now();
-            let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+            let env = |k: &str, d: f64| {
+                std::env::var(k)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(d)
+            };
             let o = RelMf {
                 estimator: e,
                 iterations: env("RELMF_ITERS", 2000.0) as usize,
@@ -421,7 +440,12 @@ mod tests {
             }
             .experiment(1, &d, |_, _| Ok(()))
             .unwrap();
-            eprintln!("{e:?} {:.1}s {:?} {:?}", t.elapsed().as_secs_f64(), o.metrics, o.losses.last());
+            eprintln!(
+                "{e:?} {:.1}s {:?} {:?}",
+                t.elapsed().as_secs_f64(),
+                o.metrics,
+                o.losses.last()
+            );
         }
     }
 }
