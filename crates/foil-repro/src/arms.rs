@@ -124,6 +124,11 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// applied to every arm after its own (see [`crate::Options::sets`]).
 static EXTRA: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
+/// The command-line overrides applied to every arm.
+pub fn extra_overrides() -> Vec<String> {
+    EXTRA.lock().map(|g| g.clone()).unwrap_or_default()
+}
+
 /// Replaces the command-line overrides applied to every arm.
 pub fn set_extra_overrides(sets: &[String]) {
     if let Ok(mut g) = EXTRA.lock() {

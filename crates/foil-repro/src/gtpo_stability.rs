@@ -84,6 +84,16 @@ pub const ABOUT: &str = "GTPO trains stably without a reference model where GRPO
 
 /// The RL learning rate of part B (the recipes use 1e-3).
 pub const HIGH_LR: f64 = 1.0e-2;
+
+/// Part B's learning rate: [`HIGH_LR`], or the last `--set stages.2.optimizer.lr=…` of the
+/// command line (a sweep; the result records the command).
+pub fn high_lr() -> f64 {
+    crate::arms::extra_overrides()
+        .iter()
+        .rev()
+        .find_map(|s| s.strip_prefix("stages.2.optimizer.lr=")?.parse().ok())
+        .unwrap_or(HIGH_LR)
+}
 /// Problems per seed in part A.
 pub const PROBE_PROBLEMS: usize = 8;
 /// Entropy given to the filtered completion in part A (above the 0.7 threshold) and to the
@@ -451,7 +461,7 @@ fn probe_table(probes: &[Probe]) -> String {
 
 /// Common `--set` overrides of part B.
 pub fn overrides() -> Vec<String> {
-    vec![format!("stages.2.optimizer.lr={HIGH_LR}")]
+    vec![format!("stages.2.optimizer.lr={}", high_lr())]
 }
 
 /// Format validity and mean token entropy of one saved policy.
@@ -519,7 +529,10 @@ pub fn training_checks(runs: &[ArmRun], s: &[Sampled]) -> anyhow::Result<Vec<Che
     let en = |s: &Sampled| s.entropy;
     Ok(vec![
         lowers(
-            &format!("5. GRPO without KL degrades at lr {HIGH_LR}: pass@1 after − before"),
+            &format!(
+                "5. GRPO without KL degrades at lr {}: pass@1 after − before",
+                high_lr()
+            ),
             &diff(&p(GRPO, "after")?, &p(GRPO, "before")?),
         ),
         keeps_or_raises(
@@ -583,8 +596,9 @@ fn training_tables(runs: &[ArmRun], s: &[Sampled], seeds: &[u64]) -> anyhow::Res
         ]);
     }
     let mut out = format!(
-        "## Part B: GRPO without KL vs GTPO at lr {HIGH_LR}\n\nOverrides on both recipes: `{}`, \
+        "## Part B: GRPO without KL vs GTPO at lr {}\n\nOverrides on both recipes: `{}`, \
          plus `seed=S`. Mean ± std over seeds {}.\n\n{}\n\n",
+        high_lr(),
         overrides().join("`, `"),
         seeds
             .iter()
@@ -657,7 +671,7 @@ fn draw(
             })
         };
         panels.push(Panel::Bars {
-            title: format!("after RL at lr {HIGH_LR}"),
+            title: format!("after RL at lr {}", high_lr()),
             y_label: "value".into(),
             categories: vec![
                 "pass@1".into(),
@@ -761,7 +775,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         wall_s: 0.0,
         data: json!({
             "probes": probes,
-            "high_lr": HIGH_LR,
+            "high_lr": high_lr(),
             "sampled": samples,
             "runs": runs.iter().map(|r| json!({
                 "arm": r.label,
