@@ -171,7 +171,10 @@ mod tests {
                 base,
                 ..Stcr::default()
             };
-            let e = s.estimate(std::slice::from_ref(&g)).unwrap_err().to_string();
+            let e = s
+                .estimate(std::slice::from_ref(&g))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("base must be"), "{e}");
         }
     }

@@ -128,6 +128,7 @@ mod tests {
             step,
             evals: vec![],
             metrics_lines: step,
+            stage_state: None,
         }
     }
 

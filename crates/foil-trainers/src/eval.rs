@@ -71,6 +71,10 @@ impl Stage for Eval {
     }
 
     fn run(&self, ctx: &mut RunContext, _start_step: usize) -> anyhow::Result<()> {
+        self.verifier.prepare()?;
+        if let Some(p) = &self.process {
+            p.prepare()?;
+        }
         let n = self.sampler.n();
         for &k in &self.k {
             anyhow::ensure!(

@@ -150,6 +150,7 @@ impl Stage for PerStep {
     }
 
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
+        self.verifier.prepare()?;
         anyhow::ensure!(
             self.prompts_per_step > 0 && self.epochs > 0 && self.mini_batches > 0,
             "per_step: prompts_per_step, epochs and mini_batches must be at least 1"

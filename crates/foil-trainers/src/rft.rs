@@ -127,6 +127,7 @@ impl Stage for Rft {
     }
 
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
+        self.verifier.prepare()?;
         anyhow::ensure!(self.batch > 0, "rft: batch must be at least 1");
         anyhow::ensure!(
             !ctx.task.train.is_empty(),

@@ -195,6 +195,7 @@ impl Stage for Rl {
     }
 
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
+        self.verifier.prepare()?;
         anyhow::ensure!(
             self.prompts_per_step > 0,
             "rl: prompts_per_step must be at least 1"

@@ -132,6 +132,11 @@ impl ProcessReward {
 
 #[foil_core::typetag::serde(name = "process_reward")]
 impl Verifier for ProcessReward {
+    fn prepare(&self) -> foil_core::anyhow::Result<()> {
+        self.outcome.prepare()?;
+        self.process.prepare()
+    }
+
     fn verify(&self, problem: &Problem, response: &str) -> Verdict {
         let out = self.outcome.verify(problem, response);
         let checked = self.process.verify(problem, response).step_rewards;
