@@ -124,6 +124,10 @@ pub struct PolicyBatch {
     /// Fraction of correct completions in each row's group (APO's difficulty is one minus
     /// it); empty when the rows did not come from scored groups (SFT).
     pub group_accuracy: Vec<f32>,
+    /// Which group (prompt) each row belongs to: rows with the same id answer the same
+    /// prompt (objectives that compare responses within a group: D²O, AFT); empty when
+    /// the stage did not record groups.
+    pub group_ids: Vec<usize>,
 }
 
 /// Host-side pieces of a [`PolicyBatch`]: built once, uploaded once.
@@ -136,6 +140,8 @@ pub struct HostPolicyBatch {
     pub response_lengths: Vec<usize>,
     /// See [`PolicyBatch::group_accuracy`].
     pub group_accuracy: Vec<f32>,
+    /// See [`PolicyBatch::group_ids`].
+    pub group_ids: Vec<usize>,
 }
 
 impl HostPolicyBatch {
@@ -161,7 +167,15 @@ impl HostPolicyBatch {
             mask,
             advantages: adv,
             group_accuracy: Vec::new(),
+            group_ids: Vec::new(),
         }
+    }
+
+    /// Records the group (prompt) of each row (one id per row).
+    pub fn with_group_ids(mut self, ids: Vec<usize>) -> Self {
+        assert_eq!(ids.len(), self.seqs.n, "one group id per row");
+        self.group_ids = ids;
+        self
     }
 
     /// Records the accuracy of each row's group (one value per row).
@@ -189,6 +203,7 @@ impl HostPolicyBatch {
             response_lengths: self.response_lengths.clone(),
             max_response_tokens,
             group_accuracy: self.group_accuracy.clone(),
+            group_ids: self.group_ids.clone(),
         }
     }
 }

@@ -43,6 +43,7 @@ pub fn batch<const W: usize>(
             .collect(),
         max_response_tokens,
         group_accuracy: Vec::new(),
+        group_ids: Vec::new(),
     }
 }
 

@@ -237,7 +237,8 @@ impl Stage for Rl {
                     .collect::<anyhow::Result<_>>()?;
                 let mut rows: Vec<(&[u32], &[u32], Vec<f32>)> = Vec::new();
                 let mut row_accuracy: Vec<f32> = Vec::new();
-                for ((g, cs), p) in kept.iter().zip(&credits).zip(&prompts) {
+                let mut row_group: Vec<usize> = Vec::new();
+                for (gi, ((g, cs), p)) in kept.iter().zip(&credits).zip(&prompts).enumerate() {
                     anyhow::ensure!(
                         cs.len() == g.group.completions.len(),
                         "advantage estimator returned {} credits for a group of {}",
@@ -251,6 +252,7 @@ impl Stage for Rl {
                         {
                             rows.push((p, &c.tokens, adv));
                             row_accuracy.push(accuracy);
+                            row_group.push(gi);
                         }
                     }
                 }
@@ -269,7 +271,8 @@ impl Stage for Rl {
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
                     let host = HostPolicyBatch::new(&sub, tok.pad_id())
-                        .with_group_accuracy(slice.iter().map(|&i| row_accuracy[i]).collect());
+                        .with_group_accuracy(slice.iter().map(|&i| row_accuracy[i]).collect())
+                        .with_group_ids(slice.iter().map(|&i| row_group[i]).collect());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
                     if let Some(m) = old_model {
                         batch.old_logprobs = Some(frozen_logprobs(m, &host, &batch));
