@@ -16,6 +16,8 @@
 //! | `entropy` | entropy bonus ([`Entropy`]) |
 //! | `nll` | negative log-likelihood / SFT ([`Nll`]) |
 //! | `dpo` | DPO / IPO on (chosen, rejected) row pairs `2k, 2k+1` against the reference ([`Dpo`]) |
+//! | `d2o` | D²O: each negative against the mean log-ratio of its group's K self-samples ([`D2o`]) |
+//! | `aft` | AFT: NLL on positives + constrained ranking term over a group's pairs (DC/BC), also DPO-style ([`Aft`]) |
 //! | `safe_align` | SAFE-ALIGN: NLL on good responses minus bounded NLL on bad ones ([`SafeAlign`]) |
 //! | `sum` | weighted sum of the above ([`Sum`]) |
 //!
@@ -24,7 +26,9 @@
 //! `Objective::state` (`sum`, `entropy_mask` and `kl_in_reward` pass their terms' state on).
 
 pub mod adaptive_kl;
+pub mod aft;
 pub mod aggregate;
+pub mod d2o;
 pub mod dads_kl;
 pub mod dpo;
 pub mod entropy;
@@ -40,7 +44,9 @@ pub mod sum;
 mod testutil;
 
 pub use adaptive_kl::{AdaptiveKl, KlTarget};
+pub use aft::{Aft, Constraint, PairLoss};
 pub use aggregate::{Aggregate, aggregate};
+pub use d2o::{D2o, SelfSamples};
 pub use dads_kl::DadsKl;
 pub use dpo::{Dpo, DpoLoss};
 pub use entropy::Entropy;
