@@ -9,8 +9,12 @@
 //! z_l   = (β/K) · Σ_{i ∈ S(x)} h(y_i) − α · h(y_l)                          per negative y_l of x
 //! L     = mean over the negatives of the batch of −log σ(z_l)
 //! ∂L/∂h(y_l) = −σ(−z_l) · (−α + β/K·[y_l ∈ S])   (> 0 for α > β/K: the negative goes down)
-//! ∂L/∂h(y_i) = −σ(−z_l) · β/K                    (< 0: the self-samples' average goes up)
+//! ∂L/∂h(y_i) = −σ(−z_l) · β/K                    (< 0: the other self-samples go up)
 //! ```
+//!
+//! Moving every `h` of a group by the same `c` moves `z_l` by `(β − α)·c`: with `α = β`
+//! the loss only pushes each negative down relative to the group, and the mean over the
+//! whole group (negatives included) stays put to first order.
 //!
 //! **Batch convention.** Groups come from [`PolicyBatch::group_ids`] (rows with the same
 //! id answer the same prompt; the `rl` stage fills them). A row's sign is the sign of its
