@@ -119,7 +119,10 @@ impl Task for Bandit {
         let train = (0..self.train)
             .map(|i| problem(format!("train-{i:05}"), draw()))
             .collect();
-        let centre = self.sft_center.round().clamp(0.0, (self.actions - 1) as f64) as usize;
+        let centre = self
+            .sft_center
+            .round()
+            .clamp(0.0, (self.actions - 1) as f64) as usize;
         let test = (0..self.test)
             .map(|i| problem(format!("test-{i:05}"), centre))
             .collect();
@@ -251,7 +254,11 @@ mod tests {
         assert!((p[0] - 0.054_489).abs() < 1e-5, "{p:?}");
         let d = b.build(3).unwrap();
         let share = |a: usize| {
-            d.train.iter().filter(|x| x.solution == action_text(a)).count() as f64 / 4000.0
+            d.train
+                .iter()
+                .filter(|x| x.solution == action_text(a))
+                .count() as f64
+                / 4000.0
         };
         // 4000 draws: std of a share ≈ √(0.4·0.6/4000) = 0.0077
         assert!((share(2) - 0.4026).abs() < 0.03, "{}", share(2));
