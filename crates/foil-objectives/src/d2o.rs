@@ -32,8 +32,10 @@
 //! `y_i ∼ π_r(·|x)` without any filtering, and only the negatives are labelled (harmful);
 //! averaging over K samples is what makes an occasional harmful self-sample harmless
 //! (Eq. 4) [secondary]. So `all` is the paper's reading: the self-samples are the whole
-//! on-policy group, whatever the verifier says, and a negative that is also a self-sample
-//! still gets the net push `α − β/K > 0` down whenever `K > β/α`. `positive` is the
+//! on-policy group, whatever the verifier says. A negative is then also a self-sample of
+//! every negative of its group: with `N` negatives among the `K` samples (and equal
+//! `σ(−z)`), its net push down is `σ(−z)·(α − N·β/K)`, positive while `N < K·α/β`; with
+//! `α = β` a group whose samples are all negative gets no gradient at all. `positive` is the
 //! variant that uses only verifier-approved samples as the distributional positive.
 //! `π_ref` is the policy at the start of the stage (both of the paper's reference
 //! models `π_{r−}`, `π_{r+}` are the original model in its experiments [secondary]).

@@ -15,12 +15,16 @@
 //! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
 //! | [`relmf_rare_items`] | clipped IPS (Rel-MF) beats naive MF on rare-item DCG@5 from missing-not-at-random clicks (Saito et al. 2020; the example plugin `examples/plugin-recsys`) |
 //! | [`prof_process`] | PROF (PRM as a consistency filter) raises the share of correct answers with all steps correct over Blend (PRM blended into the reward), at no cost in accuracy (Ye et al. 2025) |
+//! | [`d2o_negatives`] | D²O lowers the bad behaviour its negatives show and keeps the held-out skill, where gradient ascent collapses (Duan et al. 2024) |
+//! | [`aft_constraint`] | AFT's DC/BC constraint prevents the collapse of the unconstrained ranking loss (Wang et al. 2023) |
 //!
 //! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
 //! `result.json`, `<name>.png`, and the runs under `runs/`. `--quick` is a cut-down
 //! version that checks only what its budget can decide reliably; every module says which.
 
+pub mod aft_constraint;
 pub mod arms;
+pub mod d2o_negatives;
 pub mod gtpo_stability;
 pub mod ngrpo_zero_groups;
 pub mod per_step_vs_rft;
@@ -144,6 +148,16 @@ pub const REPROS: &[Repro] = &[
         name: prof_process::NAME,
         about: prof_process::ABOUT,
         run: prof_process::run,
+    },
+    Repro {
+        name: d2o_negatives::NAME,
+        about: d2o_negatives::ABOUT,
+        run: d2o_negatives::run,
+    },
+    Repro {
+        name: aft_constraint::NAME,
+        about: aft_constraint::ABOUT,
+        run: aft_constraint::run,
     },
 ];
 
