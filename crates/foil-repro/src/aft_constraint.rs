@@ -131,8 +131,8 @@ pub fn probe(opts: &Options, seed: u64) -> anyhow::Result<Probe> {
             .map(|(q, _)| g[*q])
             .collect()
     };
-    let past = over(&g_bc, &|d| d < -tau as f64);
-    let within = over(&g_bc, &|d| d > -tau as f64);
+    let past = over(&g_bc, &|d| d < -tau);
+    let within = over(&g_bc, &|d| d > -tau);
     let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let max_abs = |v: &[f64]| v.iter().map(|x| x.abs()).fold(0.0, f64::max);
     Ok(Probe {
