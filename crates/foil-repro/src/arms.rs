@@ -72,8 +72,8 @@ pub fn metric(evals: &[EvalRecord], eval: &str, name: &str) -> Option<f64> {
 }
 
 /// Stage types at which arms branch off the shared prefix (`rl`, and the training stages
-/// that replace it in some comparisons: `per_step`, `rft`).
-pub const BRANCH_STAGES: &[&str] = &["rl", "per_step", "rft"];
+/// that replace it in some comparisons: `per_step`, `rft`, `preference`).
+pub const BRANCH_STAGES: &[&str] = &["rl", "per_step", "rft", "preference"];
 
 /// Index of the first `rl` (or other [`BRANCH_STAGES`]) stage of a recipe.
 fn rl_index(recipe: &Recipe) -> anyhow::Result<usize> {
