@@ -15,6 +15,7 @@
 //! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
 //! | [`relmf_rare_items`] | clipped IPS (Rel-MF) beats naive MF on rare-item DCG@5 from missing-not-at-random clicks (Saito et al. 2020; the example plugin `examples/plugin-recsys`) |
 //! | [`prof_process`] | PROF (PRM as a consistency filter) raises the share of correct answers with all steps correct over Blend (PRM blended into the reward), at no cost in accuracy (Ye et al. 2025) |
+//! | [`tajwar_on_policy`] | on-policy sampling + negative gradient (on-policy DPO) beats offline likelihood (Pref-FT) on the didactic bandit, reward peak far from π_ref (Tajwar et al. 2024) |
 //! | [`d2o_negatives`] | D²O lowers the bad behaviour its negatives show and keeps the held-out skill, where gradient ascent collapses (Duan et al. 2024) |
 //! | [`aft_constraint`] | AFT's DC/BC constraint prevents the collapse of the unconstrained ranking loss (Wang et al. 2023) |
 //!
@@ -35,6 +36,7 @@ pub mod relmf_rare_items;
 pub mod report;
 pub mod rules;
 pub mod stats;
+pub mod tajwar_on_policy;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -148,6 +150,11 @@ pub const REPROS: &[Repro] = &[
         name: prof_process::NAME,
         about: prof_process::ABOUT,
         run: prof_process::run,
+    },
+    Repro {
+        name: tajwar_on_policy::NAME,
+        about: tajwar_on_policy::ABOUT,
+        run: tajwar_on_policy::run,
     },
     Repro {
         name: d2o_negatives::NAME,
