@@ -138,11 +138,14 @@ register_part!(
     "DPO / IPO / Pref-FT on preference pairs: offline (JSONL or a fixed π_ref sample) or on-policy (Tajwar et al. 2024)"
 );
 
+/// A (prompt, response) row of token ids.
+type Row = (Vec<u32>, Vec<u32>);
+
 /// Sampled, judged and paired problems.
 struct Judged {
     pairs: Vec<EncodedPair>,
     /// The best sample of each prompt (best-of-N), as (prompt, response).
-    best: Vec<(Vec<u32>, Vec<u32>)>,
+    best: Vec<Row>,
     samples: usize,
     correct: usize,
     reward: f64,
@@ -342,7 +345,7 @@ impl Stage for Preference {
         let mut epoch_cache: Option<(usize, Vec<usize>)> = None;
         for step in start_step..self.steps {
             let mut head = head0.clone();
-            let (pairs, chosen_rows): (Vec<EncodedPair>, Vec<(Vec<u32>, Vec<u32>)>) =
+            let (pairs, chosen_rows): (Vec<EncodedPair>, Vec<Row>) =
                 match self.mode {
                     PreferenceMode::Offline => {
                         let m = offline.len();
