@@ -37,8 +37,8 @@
 //! **Measured** (`--seeds 2`, `docs/reproductions.md`): 1–4 hold; 5–7 do not: at lr 1e-3
 //! for 80 steps the unconstrained loss does not collapse (Δaccuracy +0.078 ± 0.023, above
 //! NLL only on seed 1), so there is no collapse for DC/BC to prevent (BC − unconstrained
-//! +0.003 ± 0.042, DC − unconstrained +0.013 ± 0.041). A higher learning rate
-//! (`--set stages.2.optimizer.lr=…`) or more steps was not tried.
+//! +0.003 ± 0.042, DC − unconstrained +0.013 ± 0.041). At lr 3e-3 (seed 1) every arm
+//! degrades, NLL only included, and the unconstrained one is not the worst.
 //!
 //! **`--quick`** runs part A only (checks 1–4, two seeds, seconds).
 
