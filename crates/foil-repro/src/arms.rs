@@ -75,6 +75,23 @@ pub fn metric(evals: &[EvalRecord], eval: &str, name: &str) -> Option<f64> {
 /// that replace it in some comparisons: `per_step`, `rft`, `preference`).
 pub const BRANCH_STAGES: &[&str] = &["rl", "per_step", "rft", "preference"];
 
+/// The runs of a reproduction as `result.json` records them: arm, seed, run directory and
+/// evaluations.
+pub fn runs_json(runs: &[ArmRun]) -> Value {
+    Value::Array(
+        runs.iter()
+            .map(|r| {
+                serde_json::json!({
+                    "arm": r.label,
+                    "seed": r.seed,
+                    "dir": r.dir,
+                    "evals": r.evals,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// Index of the first `rl` (or other [`BRANCH_STAGES`]) stage of a recipe.
 fn rl_index(recipe: &Recipe) -> anyhow::Result<usize> {
     recipe

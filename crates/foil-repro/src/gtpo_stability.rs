@@ -777,12 +777,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             "probes": probes,
             "high_lr": high_lr(),
             "sampled": samples,
-            "runs": runs.iter().map(|r| json!({
-                "arm": r.label,
-                "seed": r.seed,
-                "dir": r.dir,
-                "evals": r.evals,
-            })).collect::<Vec<_>>(),
+            "runs": crate::arms::runs_json(&runs),
         }),
     })
 }

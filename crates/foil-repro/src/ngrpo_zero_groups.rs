@@ -661,12 +661,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         data: json!({
             "probes": probes,
             "hard_overrides": if opts.quick { Vec::new() } else { hard_overrides() },
-            "runs": runs.iter().map(|r| json!({
-                "arm": r.label,
-                "seed": r.seed,
-                "dir": r.dir,
-                "evals": r.evals,
-            })).collect::<Vec<_>>(),
+            "runs": crate::arms::runs_json(&runs),
         }),
     })
 }

@@ -539,9 +539,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         wall_s: 0.0,
         data: json!({
             "n": N,
-            "runs": runs.iter().map(|r| json!({
-                "arm": r.label, "seed": r.seed, "dir": r.dir, "evals": r.evals,
-            })).collect::<Vec<_>>(),
+            "runs": crate::arms::runs_json(&runs),
         }),
     })
 }

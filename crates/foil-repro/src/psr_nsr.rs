@@ -349,12 +349,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         data: json!({
             "ks": KS,
             "overrides": common,
-            "runs": runs.iter().map(|r| json!({
-                "arm": r.label,
-                "seed": r.seed,
-                "dir": r.dir,
-                "evals": r.evals,
-            })).collect::<Vec<_>>(),
+            "runs": crate::arms::runs_json(&runs),
         }),
     })
 }
