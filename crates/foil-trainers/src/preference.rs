@@ -345,56 +345,55 @@ impl Stage for Preference {
         let mut epoch_cache: Option<(usize, Vec<usize>)> = None;
         for step in start_step..self.steps {
             let mut head = head0.clone();
-            let (pairs, chosen_rows): (Vec<EncodedPair>, Vec<Row>) =
-                match self.mode {
-                    PreferenceMode::Offline => {
-                        let m = offline.len();
-                        let mut picked = Vec::with_capacity(self.batch);
-                        for p in step * self.batch..(step + 1) * self.batch {
-                            let e = p / m;
-                            if epoch_cache.as_ref().is_none_or(|(ce, _)| *ce != e) {
-                                let mut perm: Vec<usize> = (0..m).collect();
-                                perm.shuffle(&mut rng::rng(ctx.seed, &[stage, 0xE90C, e as u64]));
-                                epoch_cache = Some((e, perm));
-                            }
-                            let perm = &epoch_cache.as_ref().expect("just set").1;
-                            picked.push(offline[perm[p % m]].clone());
+            let (pairs, chosen_rows): (Vec<EncodedPair>, Vec<Row>) = match self.mode {
+                PreferenceMode::Offline => {
+                    let m = offline.len();
+                    let mut picked = Vec::with_capacity(self.batch);
+                    for p in step * self.batch..(step + 1) * self.batch {
+                        let e = p / m;
+                        if epoch_cache.as_ref().is_none_or(|(ce, _)| *ce != e) {
+                            let mut perm: Vec<usize> = (0..m).collect();
+                            perm.shuffle(&mut rng::rng(ctx.seed, &[stage, 0xE90C, e as u64]));
+                            epoch_cache = Some((e, perm));
                         }
-                        head.push(("epoch".into(), (step * self.batch) as f64 / m as f64));
-                        let chosen = picked
-                            .iter()
-                            .map(|p| (p.prompt.clone(), p.chosen.clone()))
-                            .collect();
-                        (picked, chosen)
+                        let perm = &epoch_cache.as_ref().expect("just set").1;
+                        picked.push(offline[perm[p % m]].clone());
                     }
-                    PreferenceMode::OnPolicy => {
-                        let behaviour = ctx.policy.inference();
-                        let train = &ctx.task.train;
-                        let mut r = rng::rng(ctx.seed, &[stage, step as u64]);
-                        let take = self.prompts_per_step.min(train.len());
-                        let problems: Vec<Problem> = sample(&mut r, train.len(), take)
-                            .into_iter()
-                            .map(|i| train[i].clone())
-                            .collect();
-                        let j = self.judge(
-                            behaviour.as_ref(),
-                            tok.as_ref(),
-                            &problems,
-                            rng::derive(ctx.seed, &[stage, step as u64, 1]),
-                            rng::derive(ctx.seed, &[stage, step as u64, 2]),
-                        )?;
-                        head.push(("mean_reward".into(), j.reward / j.samples.max(1) as f64));
-                        head.push((
-                            "accuracy".into(),
-                            j.correct as f64 / j.samples.max(1) as f64,
-                        ));
-                        head.push((
-                            "reward_queries".into(),
-                            (queries + (step + 1) * j.samples) as f64,
-                        ));
-                        (j.pairs, j.best)
-                    }
-                };
+                    head.push(("epoch".into(), (step * self.batch) as f64 / m as f64));
+                    let chosen = picked
+                        .iter()
+                        .map(|p| (p.prompt.clone(), p.chosen.clone()))
+                        .collect();
+                    (picked, chosen)
+                }
+                PreferenceMode::OnPolicy => {
+                    let behaviour = ctx.policy.inference();
+                    let train = &ctx.task.train;
+                    let mut r = rng::rng(ctx.seed, &[stage, step as u64]);
+                    let take = self.prompts_per_step.min(train.len());
+                    let problems: Vec<Problem> = sample(&mut r, train.len(), take)
+                        .into_iter()
+                        .map(|i| train[i].clone())
+                        .collect();
+                    let j = self.judge(
+                        behaviour.as_ref(),
+                        tok.as_ref(),
+                        &problems,
+                        rng::derive(ctx.seed, &[stage, step as u64, 1]),
+                        rng::derive(ctx.seed, &[stage, step as u64, 2]),
+                    )?;
+                    head.push(("mean_reward".into(), j.reward / j.samples.max(1) as f64));
+                    head.push((
+                        "accuracy".into(),
+                        j.correct as f64 / j.samples.max(1) as f64,
+                    ));
+                    head.push((
+                        "reward_queries".into(),
+                        (queries + (step + 1) * j.samples) as f64,
+                    ));
+                    (j.pairs, j.best)
+                }
+            };
             head.push(("pairs".into(), pairs.len() as f64));
             let behaviour = ctx.policy.inference();
             head.extend(pair_metrics(
