@@ -16,6 +16,7 @@
 //! | `entropy` | entropy bonus ([`Entropy`]) |
 //! | `nll` | negative log-likelihood / SFT ([`Nll`]) |
 //! | `dpo` | DPO / IPO on (chosen, rejected) row pairs `2k, 2k+1` against the reference ([`Dpo`]) |
+//! | `sdpo` | UV-CoT score-aware DPO: margin shifted by `γ·(s_w − s_l)` from the rows' advantages, optional SFT on chosen ([`Sdpo`]) |
 //! | `d2o` | D²O: each negative against the mean log-ratio of its group's K self-samples ([`D2o`]) |
 //! | `aft` | AFT: NLL on positives + constrained ranking term over a group's pairs (DC/BC), also DPO-style ([`Aft`]) |
 //! | `safe_align` | SAFE-ALIGN: NLL on good responses minus bounded NLL on bad ones ([`SafeAlign`]) |
@@ -39,6 +40,7 @@ pub mod kl_in_reward;
 pub mod nll;
 pub mod ppo_clip;
 pub mod safe_align;
+pub mod sdpo;
 pub mod sum;
 #[cfg(test)]
 mod testutil;
@@ -57,4 +59,5 @@ pub use kl_in_reward::KlInReward;
 pub use nll::Nll;
 pub use ppo_clip::PpoClip;
 pub use safe_align::SafeAlign;
+pub use sdpo::Sdpo;
 pub use sum::Sum;
