@@ -14,6 +14,7 @@ pub mod pointwise;
 pub mod process;
 pub mod scorer;
 pub mod stage;
+pub mod triplets;
 pub mod verifier;
 
 pub use bradley_terry::BradleyTerry;

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! data     sampled: the policy's n completions per train problem + the reference solution,
+//!                   (+ with `triplets: true` a synthesized negative per correct one, ARMAP)
 //!                   judged by `verifier` (pairs: correct ≻ incorrect within a problem);
 //!                   held-out: the same on `eval_prompts` test problems
 //!          jsonl:   pairs / labelled samples (see `data.rs`); held-out: `jsonl_test`, else
@@ -102,6 +103,9 @@ pub struct RewardModelStage {
     pub include_reference: bool,
     /// Cap on pairs per prompt (0 = all).
     pub max_pairs_per_prompt: usize,
+    /// ARMAP triplets: add to each problem one synthesized negative per correct
+    /// trajectory (its answer perturbed, see `triplets.rs`), train and held-out data.
+    pub triplets: bool,
     /// Train from this JSONL file instead of sampling.
     pub jsonl: Option<PathBuf>,
     /// Held-out JSONL file (else the last `held_out` share of `jsonl`).
@@ -146,6 +150,7 @@ impl Default for RewardModelStage {
             verifier: Box::new(foil_verifiers::Numeric::default()),
             include_reference: true,
             max_pairs_per_prompt: 8,
+            triplets: false,
             jsonl: None,
             jsonl_test: None,
             held_out: 0.2,
@@ -239,16 +244,15 @@ impl RewardModelStage {
             !train_problems.is_empty(),
             "reward_model: the task has no training problems"
         );
-        let train = Dataset::from_groups(
-            &self.judged(ctx, &train_problems, 0x51)?,
-            self.max_pairs_per_prompt,
-            &mut r,
-        );
-        let test = Dataset::from_groups(
-            &self.judged(ctx, &test_problems, 0x52)?,
-            self.max_pairs_per_prompt,
-            &mut r,
-        );
+        let mut train_groups = self.judged(ctx, &train_problems, 0x51)?;
+        let mut test_groups = self.judged(ctx, &test_problems, 0x52)?;
+        if self.triplets {
+            let mut r3 = rng::rng(ctx.seed, &[ctx.stage as u64, 0x9a17]);
+            crate::triplets::add_negatives(&mut train_groups, &self.marker, &mut r3);
+            crate::triplets::add_negatives(&mut test_groups, &self.marker, &mut r3);
+        }
+        let train = Dataset::from_groups(&train_groups, self.max_pairs_per_prompt, &mut r);
+        let test = Dataset::from_groups(&test_groups, self.max_pairs_per_prompt, &mut r);
         Ok((train, test))
     }
 
