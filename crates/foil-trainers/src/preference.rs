@@ -14,8 +14,11 @@
 //! mode on_policy:
 //!     step s: prompts_per_step problems, sampler.n fresh samples each from π_θ, judged by
 //!             `verifier`, paired by `pairing` (best ≻ worst, all ranked, correct × incorrect;
-//!             cap max_pairs_per_prompt)
-//! train_on pairs:  rows 2k = chosen, 2k+1 = rejected → objective (dpo: sigmoid or ipo)
+//!             cap max_pairs_per_prompt; pairs with reward gap < min_score_gap dropped)
+//! train_on pairs:  rows 2k = chosen, 2k+1 = rejected → objective (dpo: sigmoid or ipo;
+//!                  sdpo: score-aware DPO of UV-CoT, reading the scores below)
+//!                  every token's advantage = the row's verifier reward (its score; 0 for
+//!                  JSONL pairs, which carry none); dpo ignores advantages
 //! train_on chosen: rows = the chosen responses only → objective (nll) = Pref-FT; on-policy
 //!                  this is the best sample of each prompt (best-of-N likelihood, RWR-style)
 //! θ ← θ − lr ∇ objective, `inner_steps` times on the same rows (sample reuse)
@@ -97,6 +100,9 @@ pub struct Preference {
     pub pairing: Pairing,
     /// Pairs per prompt at most (0 = all).
     pub max_pairs_per_prompt: usize,
+    /// Sampled pairs whose reward gap `r(chosen) − r(rejected)` is below this are dropped
+    /// before the cap (UV-CoT keeps gaps ≥ 1 on its evaluator's scale); 0 keeps all.
+    pub min_score_gap: f32,
     /// `pairs` (DPO / IPO) or `chosen` (Pref-FT / best-of-N).
     pub train_on: TrainOn,
     /// Updates on each step's rows (sample reuse, on-policy).
@@ -122,6 +128,7 @@ impl Default for Preference {
             verifier: Box::new(foil_verifiers::Numeric::default()),
             pairing: Pairing::BestWorst,
             max_pairs_per_prompt: 0,
+            min_score_gap: 0.0,
             train_on: TrainOn::Pairs,
             inner_steps: 1,
             objective: Box::new(foil_objectives::Dpo::default()),
@@ -141,9 +148,16 @@ register_part!(
 /// A (prompt, response) row of token ids.
 type Row = (Vec<u32>, Vec<u32>);
 
+/// A pair with the verifier's scores (rewards) of its chosen and rejected responses.
+#[derive(Debug, Clone)]
+struct ScoredPair {
+    pair: EncodedPair,
+    scores: [f32; 2],
+}
+
 /// Sampled, judged and paired problems.
 struct Judged {
-    pairs: Vec<EncodedPair>,
+    pairs: Vec<ScoredPair>,
     /// The best sample of each prompt (best-of-N), as (prompt, response).
     best: Vec<Row>,
     samples: usize,
@@ -181,21 +195,32 @@ impl Preference {
             out.correct += correct.iter().filter(|&&c| c).count();
             out.reward += rewards.iter().map(|&x| x as f64).sum::<f64>();
             let prompt = tok.encode_prompt(&g.problem.prompt)?;
-            for (i, j) in scored_pairs(
-                &rewards,
-                &correct,
-                self.pairing,
-                self.max_pairs_per_prompt,
-                &mut r,
-            ) {
+            // with a gap floor, pair first without the cap, filter, then cap
+            let cap = if self.min_score_gap > 0.0 {
+                0
+            } else {
+                self.max_pairs_per_prompt
+            };
+            let mut ij = scored_pairs(&rewards, &correct, self.pairing, cap, &mut r);
+            if self.min_score_gap > 0.0 {
+                ij.retain(|&(i, j)| rewards[i] - rewards[j] >= self.min_score_gap);
+                if self.max_pairs_per_prompt > 0 && ij.len() > self.max_pairs_per_prompt {
+                    ij.shuffle(&mut r);
+                    ij.truncate(self.max_pairs_per_prompt);
+                }
+            }
+            for (i, j) in ij {
                 let (c, w) = (&g.completions[i].tokens, &g.completions[j].tokens);
                 if c.is_empty() || w.is_empty() {
                     continue;
                 }
-                out.pairs.push(EncodedPair {
-                    prompt: prompt.clone(),
-                    chosen: c.clone(),
-                    rejected: w.clone(),
+                out.pairs.push(ScoredPair {
+                    pair: EncodedPair {
+                        prompt: prompt.clone(),
+                        chosen: c.clone(),
+                        rejected: w.clone(),
+                    },
+                    scores: [rewards[i], rewards[j]],
                 });
             }
             if let Some(b) = best(&rewards)
@@ -277,6 +302,11 @@ impl Stage for Preference {
             "preference: batch, prompts_per_step and inner_steps must be at least 1"
         );
         anyhow::ensure!(
+            self.min_score_gap >= 0.0 && self.min_score_gap.is_finite(),
+            "preference: min_score_gap must be ≥ 0, got {}",
+            self.min_score_gap
+        );
+        anyhow::ensure!(
             !ctx.task.train.is_empty(),
             "preference: the task has no training problems"
         );
@@ -296,7 +326,7 @@ impl Stage for Preference {
 
         // the offline set
         let mut queries = 0usize;
-        let mut offline: Vec<EncodedPair> = Vec::new();
+        let mut offline: Vec<ScoredPair> = Vec::new();
         let mut head0: Vec<(String, f64)> = Vec::new();
         if self.mode == PreferenceMode::Offline {
             if let Some(path) = &self.data {
@@ -308,7 +338,15 @@ impl Stage for Preference {
                 )?;
                 head0.push(("data_lines".into(), l.lines as f64));
                 head0.push(("data_skipped".into(), l.skipped as f64));
-                offline = l.pairs;
+                // JSONL pairs carry no scores
+                offline = l
+                    .pairs
+                    .into_iter()
+                    .map(|pair| ScoredPair {
+                        pair,
+                        scores: [0.0, 0.0],
+                    })
+                    .collect();
             } else {
                 let train = &ctx.task.train;
                 let mut r = rng::rng(ctx.seed, &[stage, 0x0FF1]);
@@ -345,7 +383,7 @@ impl Stage for Preference {
         let mut epoch_cache: Option<(usize, Vec<usize>)> = None;
         for step in start_step..self.steps {
             let mut head = head0.clone();
-            let (pairs, chosen_rows): (Vec<EncodedPair>, Vec<Row>) = match self.mode {
+            let (scored, chosen_rows): (Vec<ScoredPair>, Vec<Row>) = match self.mode {
                 PreferenceMode::Offline => {
                     let m = offline.len();
                     let mut picked = Vec::with_capacity(self.batch);
@@ -362,7 +400,7 @@ impl Stage for Preference {
                     head.push(("epoch".into(), (step * self.batch) as f64 / m as f64));
                     let chosen = picked
                         .iter()
-                        .map(|p| (p.prompt.clone(), p.chosen.clone()))
+                        .map(|p| (p.pair.prompt.clone(), p.pair.chosen.clone()))
                         .collect();
                     (picked, chosen)
                 }
@@ -394,6 +432,8 @@ impl Stage for Preference {
                     (j.pairs, j.best)
                 }
             };
+            let (pairs, scores): (Vec<EncodedPair>, Vec<[f32; 2]>) =
+                scored.into_iter().map(|p| (p.pair, p.scores)).unzip();
             head.push(("pairs".into(), pairs.len() as f64));
             let behaviour = ctx.policy.inference();
             head.extend(pair_metrics(
@@ -406,15 +446,17 @@ impl Stage for Preference {
             drop(behaviour);
 
             let rows: Vec<(&[u32], &[u32], Vec<f32>)> = match self.train_on {
+                // each token's advantage = the row's score (read by sdpo, ignored by dpo)
                 TrainOn::Pairs => pairs
                     .iter()
-                    .flat_map(|p| {
+                    .zip(&scores)
+                    .flat_map(|(p, s)| {
                         [
-                            (p.prompt.as_slice(), p.chosen.as_slice()),
-                            (p.prompt.as_slice(), p.rejected.as_slice()),
+                            (p.prompt.as_slice(), p.chosen.as_slice(), s[0]),
+                            (p.prompt.as_slice(), p.rejected.as_slice(), s[1]),
                         ]
                     })
-                    .map(|(a, b)| (a, b, vec![0.0; b.len()]))
+                    .map(|(a, b, s)| (a, b, vec![s; b.len()]))
                     .collect(),
                 TrainOn::Chosen => chosen_rows
                     .iter()
