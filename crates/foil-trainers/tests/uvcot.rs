@@ -68,6 +68,10 @@ fn uvcot_recipe_on_policy_carries_score_gaps() {
     }
     // first update, π_θ = π_ref: h = 0, so z = −γ·(s_w − s_l) exactly (γ = 1)
     let first = trained[0];
+    eprintln!(
+        "on-policy first: {first}\non-policy last: {}",
+        trained[trained.len() - 1]
+    );
     assert!(
         (f(first, "sdpo/margin") + f(first, "sdpo/score_gap")).abs() < 1e-4,
         "{first}"
@@ -84,6 +88,7 @@ fn uvcot_on_a_fixed_judged_set_moves_the_margin() {
     ]);
     assert_eq!(m.len(), 8);
     let (first, last) = (&m[0], &m[7]);
+    eprintln!("fixed set first: {first}\nfixed set last: {last}");
     assert!(f(first, "sdpo/score_gap") >= 0.5 - 1e-6, "{first}");
     let margin = |v: &Value| f(v, "chosen_logp_change") - f(v, "rejected_logp_change");
     assert!(margin(first).abs() < 1e-5, "{first}");
