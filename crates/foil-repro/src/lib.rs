@@ -24,6 +24,7 @@
 //! version that checks only what its budget can decide reliably; every module says which.
 
 pub mod aft_constraint;
+pub mod armap_best_of_n;
 pub mod arms;
 pub mod d2o_negatives;
 pub mod gtpo_stability;
@@ -165,6 +166,11 @@ pub const REPROS: &[Repro] = &[
         name: aft_constraint::NAME,
         about: aft_constraint::ABOUT,
         run: aft_constraint::run,
+    },
+    Repro {
+        name: armap_best_of_n::NAME,
+        about: armap_best_of_n::ABOUT,
+        run: armap_best_of_n::run,
     },
 ];
 
