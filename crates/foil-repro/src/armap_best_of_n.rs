@@ -28,7 +28,11 @@
 //! 3. (reported) the RM's held-out pairwise accuracy (triplet and self-sample pairs of the
 //!    test problems) and the share of the oracle's gain that the RM recovers.
 //!
-//! **Measured**: not yet run at full size (see `docs/reproductions.md`).
+//! **Measured** (seeds 1–3, `docs/reproductions.md`): 1 does **not** hold — single pass@1
+//! 0.248 ± 0.038, best-of-8 with the RM 0.263 ± 0.006 (RM − single +0.016 ± 0.043:
+//! −0.026, +0.014, +0.060), oracle best-of-8 0.717; the triplet-trained Bradley–Terry RM is
+//! only a little above chance on held-out pairs (0.583 ± 0.039) and recovers ~3 % of the
+//! oracle's gain. 2 holds (+0.469). `--quick` (seeds 1–2): 2 holds (+0.411), 74 s.
 
 use anyhow::Context;
 use foil_core::checkpoint::EvalRecord;
