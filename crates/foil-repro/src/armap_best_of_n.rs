@@ -144,6 +144,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         if opts.quick {
             overrides.extend(quick_overrides());
         }
+        // the command line's `--set`s come last
+        overrides.extend(crate::arms::extra_overrides());
         let summary = run_recipe(
             Some(&opts.recipe("armap.yaml")),
             &RunOptions {
