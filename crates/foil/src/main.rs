@@ -33,6 +33,11 @@ enum Command {
         /// Parent directory of new runs.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
+        /// The exact directory of the new run (instead of `<runs-dir>/<name>-<time>`), e.g.
+        /// when a later stage reads a file an earlier one writes into the run
+        /// (`recipes/armap.yaml`).
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        run_dir: Option<PathBuf>,
         /// Stop after this many steps, leaving a resumable checkpoint.
         #[arg(long, value_name = "STEPS")]
         stop_after: Option<usize>,
@@ -119,13 +124,14 @@ fn main() -> ExitCode {
             overrides,
             resume,
             runs_dir,
+            run_dir,
             stop_after,
             quiet,
         } => {
             let opts = RunOptions {
                 overrides,
                 runs_dir: Some(runs_dir),
-                run_dir: None,
+                run_dir,
                 resume,
                 stop_after,
                 progress: !quiet,
