@@ -19,13 +19,16 @@
 //! implemented in TRL [secondary]; Setlur et al. use plain DPO (`ε = 0`) with `β` not found
 //! in their text (methods.md suggests `β ∈ {0.05, 0.1}` [recon]).
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
+use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
+use foil_core::backend::B;
 use foil_core::batch::{PolicyBatch, to_vec};
 use foil_core::{Loss, Objective, PolicyOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::scalar;
+use crate::d2o::log_ratios;
 
 /// Which preference loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -63,6 +66,30 @@ impl Default for Dpo {
     }
 }
 
+/// `h(y⁺)` and `h(y⁻)` (`[pairs, 1]` each) of a batch of (chosen, rejected) rows `2k,
+/// 2k + 1`, and the number of pairs; an odd or empty batch, or one without reference
+/// log-probs, is an error naming `who`.
+pub(crate) fn pair_log_ratios(
+    batch: &PolicyBatch,
+    out: &PolicyOutput,
+    who: &str,
+) -> anyhow::Result<(Tensor<B, 2>, Tensor<B, 2>, usize)> {
+    let n = batch.n;
+    ensure!(
+        n > 0 && n.is_multiple_of(2),
+        "{who}: the batch must hold (chosen, rejected) pairs as rows 2k, 2k+1, but it has \
+         {n} rows"
+    );
+    let pairs = n / 2;
+    // h per row, [n, 1] → [pairs, 2]: column 0 chosen, column 1 rejected
+    let h = log_ratios(batch, out, who)?.reshape([pairs, 2]);
+    Ok((
+        h.clone().slice([0..pairs, 0..1]),
+        h.slice([0..pairs, 1..2]),
+        pairs,
+    ))
+}
+
 #[typetag::serde(name = "dpo")]
 impl Objective for Dpo {
     fn loss(&self, batch: &PolicyBatch, out: &PolicyOutput) -> anyhow::Result<Loss> {
@@ -76,29 +103,7 @@ impl Objective for Dpo {
             "dpo: label_smoothing must be in [0, 0.5), got {}",
             self.label_smoothing
         );
-        let n = batch.n;
-        ensure!(
-            n > 0 && n.is_multiple_of(2),
-            "dpo: the batch must hold (chosen, rejected) pairs as rows 2k, 2k+1, but it has \
-             {n} rows"
-        );
-        let reference = batch
-            .ref_logprobs
-            .clone()
-            .context("dpo: the batch has no reference log-probs (ref_logprobs)")?;
-        ensure!(
-            reference.dims() == out.logprobs.dims(),
-            "dpo: reference log-probs are {:?}, policy log-probs {:?}",
-            reference.dims(),
-            out.logprobs.dims()
-        );
-        let pairs = n / 2;
-        // h per row, [n, 1] → [pairs, 2]: column 0 chosen, column 1 rejected
-        let h = ((out.logprobs.clone() - reference) * batch.mask.clone())
-            .sum_dim(1)
-            .reshape([pairs, 2]);
-        let chosen = h.clone().slice([0..pairs, 0..1]);
-        let rejected = h.slice([0..pairs, 1..2]);
+        let (chosen, rejected, pairs) = pair_log_ratios(batch, out, "dpo")?;
         let delta = (chosen.clone() - rejected.clone()).reshape([pairs]); // h⁺ − h⁻
         let z = delta.clone().mul_scalar(self.beta);
         let per_pair = match self.loss {
@@ -119,9 +124,7 @@ impl Objective for Dpo {
         let value = per_pair.mean().mul_scalar(self.coef);
         let zs = to_vec(z.detach());
         let accuracy = zs.iter().filter(|&&v| v > 0.0).count() as f32 / pairs as f32;
-        let mean = |t: burn::tensor::Tensor<foil_core::backend::B, 2>| {
-            scalar(t.reshape([pairs]).mean().mul_scalar(self.beta))
-        };
+        let mean = |t: Tensor<B, 2>| scalar(t.reshape([pairs]).mean().mul_scalar(self.beta));
         let metrics = vec![
             ("dpo/loss".to_string(), scalar(value.clone())),
             (

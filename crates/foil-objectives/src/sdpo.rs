@@ -27,13 +27,15 @@
 //! `L = 0.1 · mean L_DPO − 0.9 · mean log π_θ(y_w|x)` with summed token log-probs and
 //! β = 0.1 [code]: set `gamma: 0, dpo_weight: 0.1, sft_weight: 0.9` for that combination.
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use burn::tensor::activation::log_sigmoid;
 use foil_core::batch::{PolicyBatch, to_vec};
 use foil_core::{Loss, Objective, PolicyOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::scalar;
+use crate::d2o::row_levels;
+use crate::dpo::pair_log_ratios;
 
 /// Recipe part: `objective: {type: sdpo, beta: 0.1, gamma: 1.0}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,32 +80,10 @@ impl Objective for Sdpo {
                 "sdpo: {name} must be ≥ 0 and finite, got {v}"
             );
         }
-        let n = batch.n;
-        ensure!(
-            n > 0 && n.is_multiple_of(2),
-            "sdpo: the batch must hold (chosen, rejected) pairs as rows 2k, 2k+1, but it has \
-             {n} rows"
-        );
-        let reference = batch
-            .ref_logprobs
-            .clone()
-            .context("sdpo: the batch has no reference log-probs (ref_logprobs)")?;
-        ensure!(
-            reference.dims() == out.logprobs.dims(),
-            "sdpo: reference log-probs are {:?}, policy log-probs {:?}",
-            reference.dims(),
-            out.logprobs.dims()
-        );
-        let pairs = n / 2;
+        let (chosen, rejected, pairs) = pair_log_ratios(batch, out, "sdpo")?;
 
         // each row's score: mean advantage over its masked tokens
-        let adv = to_vec((batch.advantages.clone() * batch.mask.clone()).sum_dim(1));
-        let len = to_vec(batch.mask.clone().sum_dim(1));
-        let scores: Vec<f32> = adv
-            .iter()
-            .zip(&len)
-            .map(|(a, l)| if *l > 0.0 { a / l } else { 0.0 })
-            .collect();
+        let scores = row_levels(batch);
         ensure!(
             scores.iter().all(|s| s.is_finite()),
             "sdpo: a row's score (its advantage) is not finite"
@@ -127,12 +107,6 @@ impl Objective for Sdpo {
             &device,
         );
 
-        // h per row, [n, 1] → [pairs, 2]: column 0 chosen, column 1 rejected
-        let h = ((out.logprobs.clone() - reference) * batch.mask.clone())
-            .sum_dim(1)
-            .reshape([pairs, 2]);
-        let chosen = h.clone().slice([0..pairs, 0..1]);
-        let rejected = h.slice([0..pairs, 1..2]);
         let z = (chosen.clone() - rejected.clone())
             .reshape([pairs])
             .mul_scalar(self.beta)
