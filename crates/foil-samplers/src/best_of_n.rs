@@ -15,15 +15,15 @@
 //! inner sampler). Exactly one of `reward_model` / `verifier` must be set. The scorer is
 //! prepared (loaded) on the first call, so a bad path is an error naming it.
 //!
-//! Not implemented: ARMAP's Reflexion-style retries (re-prompting with reward feedback)
-//! and MCTS; a tiny arithmetic policy trained on bare `Q:…=` prompts has no use for a
-//! feedback-extended prompt.
+//! ARMAP's Reflexion-style retries are the `reflexion` sampler (`reflexion.rs`); MCTS is
+//! not implemented.
 
 use foil_core::policy::InferenceModel;
 use foil_core::{Group, Problem, RewardModel, Sampler, Tokenizer, Verifier, register_part};
 use serde::{Deserialize, Serialize};
 
 use crate::local::Local;
+use crate::scoring;
 
 /// Recipe part: `sampler: {type: best_of_n, n: 1, inner: {type: local, n: 8},
 /// reward_model: {type: learned, path: runs/x/reward_model}}`.
@@ -58,29 +58,6 @@ register_part!(
     "best-of-N planning (ARMAP, arXiv 2502.12130): an inner sampler's N candidates per prompt, the n best by a reward model (or verifier) score"
 );
 
-impl BestOfN {
-    /// One score per response, from the configured scorer.
-    fn scores(&self, problem: &Problem, responses: &[&str]) -> anyhow::Result<Vec<f32>> {
-        match (&self.reward_model, &self.verifier) {
-            (Some(rm), None) => {
-                let s = rm.score(problem, responses)?;
-                anyhow::ensure!(
-                    s.len() == responses.len(),
-                    "best_of_n: the reward model gave {} scores for {} responses",
-                    s.len(),
-                    responses.len()
-                );
-                Ok(s.into_iter().map(|s| s.score).collect())
-            }
-            (None, Some(v)) => Ok(responses
-                .iter()
-                .map(|r| v.verify(problem, r).reward)
-                .collect()),
-            _ => anyhow::bail!("best_of_n: set exactly one scorer, `reward_model` or `verifier`"),
-        }
-    }
-}
-
 /// Indices of the `k` largest scores, best first; ties keep the earlier index; NaN ranks
 /// last.
 pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
@@ -114,17 +91,19 @@ impl Sampler for BestOfN {
             "best_of_n: n = {} needs at least as many candidates, but the inner sampler draws {big_n}",
             self.n
         );
-        match (&self.reward_model, &self.verifier) {
-            (Some(rm), None) => rm.prepare()?,
-            (None, Some(v)) => v.prepare()?,
-            _ => anyhow::bail!("best_of_n: set exactly one scorer, `reward_model` or `verifier`"),
-        }
+        scoring::prepare("best_of_n", &self.reward_model, &self.verifier)?;
         let groups = self.inner.sample(model, tokenizer, problems, seed)?;
         groups
             .into_iter()
             .map(|g| {
                 let texts: Vec<&str> = g.completions.iter().map(|c| c.text.as_str()).collect();
-                let scores = self.scores(&g.problem, &texts)?;
+                let scores = scoring::scores(
+                    "best_of_n",
+                    &self.reward_model,
+                    &self.verifier,
+                    &g.problem,
+                    &texts,
+                )?;
                 let keep = top_k(&scores, self.n);
                 let mut slots: Vec<Option<foil_core::Completion>> =
                     g.completions.into_iter().map(Some).collect();
