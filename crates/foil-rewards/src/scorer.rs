@@ -64,6 +64,11 @@ pub struct RewardModelMeta {
     pub seed: u64,
     /// Optimizer steps the weights have had.
     pub trained_steps: usize,
+    /// VerifyRM input (`verify_rm.rs`): the scored prompt is this template with
+    /// `{prompt}` and `{reference}` (the problem's reference answer) filled in; `None`:
+    /// the problem's prompt alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// File name of [`RewardModelMeta`] inside a reward-model directory.
@@ -143,6 +148,15 @@ impl RewardModelMeta {
                 .map(|r| r - cut)
                 .collect(),
         })
+    }
+
+    /// The text scored as the prompt of `problem`: its prompt, or with a `reference`
+    /// template the VerifyRM input (`verify_rm.rs`).
+    pub fn prompt_of(&self, problem: &foil_core::Problem) -> String {
+        match &self.reference {
+            Some(t) => crate::verify_rm::input_prompt(t, problem),
+            None => problem.prompt.clone(),
+        }
     }
 
     /// Rebuilds the training run's tokenizer: the task's, or the policy's own.
@@ -488,6 +502,7 @@ mod tests {
             policy: serde_json::Value::Null,
             seed: 0,
             trained_steps: 0,
+            reference: None,
         }
     }
 

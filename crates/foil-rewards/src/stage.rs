@@ -106,6 +106,11 @@ pub struct RewardModelStage {
     /// ARMAP triplets: add to each problem one synthesized negative per correct
     /// trajectory (its answer perturbed, see `triplets.rs`), train and held-out data.
     pub triplets: bool,
+    /// VerifyRM input (Cooper, `verify_rm.rs`): score `(problem, reference answer,
+    /// response)`, the prompt written as `reference_template` (sampled data only).
+    pub reference: bool,
+    /// `{prompt}` and `{reference}` are filled in.
+    pub reference_template: String,
     /// Train from this JSONL file instead of sampling.
     pub jsonl: Option<PathBuf>,
     /// Held-out JSONL file (else the last `held_out` share of `jsonl`).
@@ -151,6 +156,8 @@ impl Default for RewardModelStage {
             include_reference: true,
             max_pairs_per_prompt: 8,
             triplets: false,
+            reference: false,
+            reference_template: crate::verify_rm::DEFAULT_TEMPLATE.into(),
             jsonl: None,
             jsonl_test: None,
             held_out: 0.2,
@@ -228,6 +235,10 @@ impl RewardModelStage {
     fn datasets(&self, ctx: &RunContext) -> anyhow::Result<(Dataset, Dataset)> {
         let mut r = rng::rng(ctx.seed, &[ctx.stage as u64, 0x9a15]);
         if let Some(path) = &self.jsonl {
+            anyhow::ensure!(
+                !self.reference,
+                "reward_model: reference: true needs sampled data (JSONL records carry no reference answer)"
+            );
             let all = Dataset::from_jsonl(path, self.max_pairs_per_prompt, &mut r)?;
             return Ok(match &self.jsonl_test {
                 Some(test) => (
@@ -250,6 +261,12 @@ impl RewardModelStage {
             let mut r3 = rng::rng(ctx.seed, &[ctx.stage as u64, 0x9a17]);
             crate::triplets::add_negatives(&mut train_groups, &self.marker, &mut r3);
             crate::triplets::add_negatives(&mut test_groups, &self.marker, &mut r3);
+        }
+        if self.reference {
+            for (g, _) in train_groups.iter_mut().chain(test_groups.iter_mut()) {
+                g.group.problem.prompt =
+                    crate::verify_rm::input_prompt(&self.reference_template, &g.group.problem);
+            }
         }
         let train = Dataset::from_groups(&train_groups, self.max_pairs_per_prompt, &mut r);
         let test = Dataset::from_groups(&test_groups, self.max_pairs_per_prompt, &mut r);
@@ -295,6 +312,7 @@ impl RewardModelStage {
             policy: serde_json::to_value(&*ctx.policy_config)?,
             seed: ctx.seed,
             trained_steps: 0,
+            reference: self.reference.then(|| self.reference_template.clone()),
         })
     }
 

@@ -98,25 +98,27 @@ fn score(
 ) -> Vec<RewardScore> {
     responses
         .iter()
-        .map(|r| match model.score_texts(&[(&problem.prompt, r)]) {
-            Ok(mut s) => {
-                let s = s.remove(0);
-                match model.meta.kind {
-                    RmKind::Outcome => RewardScore {
-                        score: s[0],
-                        steps: Vec::new(),
-                    },
-                    RmKind::Process => RewardScore {
-                        score: logit(combine_steps(&s, combine)),
-                        steps: s,
-                    },
+        .map(
+            |r| match model.score_texts(&[(&model.meta.prompt_of(problem), r)]) {
+                Ok(mut s) => {
+                    let s = s.remove(0);
+                    match model.meta.kind {
+                        RmKind::Outcome => RewardScore {
+                            score: s[0],
+                            steps: Vec::new(),
+                        },
+                        RmKind::Process => RewardScore {
+                            score: logit(combine_steps(&s, combine)),
+                            steps: s,
+                        },
+                    }
                 }
-            }
-            Err(_) => RewardScore {
-                score: logit(0.0),
-                steps: Vec::new(),
+                Err(_) => RewardScore {
+                    score: logit(0.0),
+                    steps: Vec::new(),
+                },
             },
-        })
+        )
         .collect()
 }
 

@@ -3,6 +3,7 @@
 //! Stages a recipe chains (`sft`, `rl`, `eval`, `per_step`, `rft`, `preference`), the group filters of the RL loop, and the
 //! runner that executes a recipe with metrics, checkpoints and resume.
 
+pub mod cooper;
 pub mod drop_solved;
 pub mod dynamic_sampling;
 pub mod eval;

@@ -54,6 +54,10 @@ pub struct Rl {
     /// the baseline of estimators that need one (ReMax: `{type: local, n: 1,
     /// temperature: 0}`, the greedy completion).
     pub baseline_sampler: Option<Box<dyn Sampler>>,
+    /// Cooper (`cooper.rs`): a learned reward that judges the rollouts (the policy's
+    /// reward) and is updated after every step on pairs the `verifier` picks; the
+    /// `verifier` then only gives `accuracy` and the reward model's positives.
+    pub reward_model: Option<Box<dyn crate::cooper::UpdatableReward>>,
 }
 
 impl Default for Rl {
@@ -71,6 +75,7 @@ impl Default for Rl {
             mini_batches: 1,
             log_every: 1,
             baseline_sampler: None,
+            reward_model: None,
         }
     }
 }
@@ -93,6 +98,10 @@ struct RolloutStats {
     length: f64,
     all_correct_groups: usize,
     all_wrong_groups: usize,
+    // --- Cooper (reward_model set): every sampled group with its rule verdicts, and how
+    // often the learned verdict agreed with the rule one
+    rule_groups: Vec<ScoredGroup>,
+    rm_agree: usize,
 }
 
 impl Rl {
@@ -158,11 +167,37 @@ impl Rl {
                 .baseline_verdicts(model, tok.as_ref(), &problems, seed)?
                 .into_iter();
             for g in groups {
-                let verdicts: Vec<_> = g
+                let rule: Vec<Verdict> = g
                     .completions
                     .iter()
                     .map(|c| self.verifier.verify(&g.problem, &c.text))
                     .collect();
+                for (v, c) in rule.iter().zip(&g.completions) {
+                    stats.completions += 1;
+                    stats.correct += v.correct as u8 as f64;
+                    stats.length += c.tokens.len() as f64;
+                }
+                // --- Cooper: the learned reward judges; the rule verdicts are kept
+                let verdicts = match &self.reward_model {
+                    None => rule,
+                    Some(rm) => {
+                        let texts: Vec<&str> =
+                            g.completions.iter().map(|c| c.text.as_str()).collect();
+                        let learned = rm.judge(&g.problem, &texts)?;
+                        stats.rm_agree += learned
+                            .iter()
+                            .zip(&rule)
+                            .filter(|(a, b)| a.correct == b.correct)
+                            .count();
+                        stats.rule_groups.push(ScoredGroup {
+                            group: g.clone(),
+                            verdicts: rule,
+                            baseline: None,
+                        });
+                        learned
+                    }
+                };
+                // --- end Cooper
                 let sg = ScoredGroup {
                     group: g,
                     verdicts,
@@ -172,12 +207,7 @@ impl Rl {
                 let nc = sg.num_correct();
                 stats.all_correct_groups += (nc == sg.verdicts.len()) as usize;
                 stats.all_wrong_groups += (nc == 0) as usize;
-                for (v, c) in sg.verdicts.iter().zip(&sg.group.completions) {
-                    stats.completions += 1;
-                    stats.reward += v.reward as f64;
-                    stats.correct += v.correct as u8 as f64;
-                    stats.length += c.tokens.len() as f64;
-                }
+                stats.reward += sg.verdicts.iter().map(|v| v.reward as f64).sum::<f64>();
                 if self.filters.iter().all(|f| f.keep(&sg)) && kept.len() < self.prompts_per_step {
                     kept.push(sg);
                 }
@@ -204,13 +234,27 @@ impl Stage for Rl {
             self.ppo_epochs > 0 && self.mini_batches > 0,
             "rl: ppo_epochs and mini_batches must be at least 1"
         );
+        anyhow::ensure!(
+            self.reward_model.is_none() || self.baseline_sampler.is_none(),
+            "rl: reward_model (Cooper) and baseline_sampler cannot be combined"
+        );
         ctx.prepare_optimizer(&self.optimizer, start_step)?;
-        if start_step > 0
-            && let Some(state) = ctx.resumed_stage_state.take()
-        {
+        let resumed = if start_step > 0 {
+            ctx.resumed_stage_state.take()
+        } else {
+            None
+        };
+        // Cooper: the stage state also holds the reward model's checkpoint
+        let (objective_state, rm_state) =
+            crate::cooper::split_state(self.reward_model.is_some(), resumed);
+        if let Some(state) = objective_state {
             self.objective
                 .restore(&state)
                 .context("restoring the objective's state from the checkpoint")?;
+        }
+        if let Some(rm) = &self.reward_model {
+            rm.prepare(ctx, rm_state.as_ref())
+                .context("rl: loading the reward model")?;
         }
         let reference = if self.objective.needs_reference() {
             Some(ctx.stage_start_snapshot(start_step)?)
@@ -303,6 +347,12 @@ impl Stage for Rl {
                     metrics.push(("lr".into(), lr));
                 }
             }
+            // --- Cooper step (2): the reward model learns from this step's samples
+            if let Some(rm) = &self.reward_model {
+                let agree = stats.rm_agree as f64 / stats.completions.max(1) as f64;
+                metrics.push(("rm_acc".into(), agree));
+                metrics.extend(rm.update(ctx, step, &stats.rule_groups, self.verifier.as_ref())?);
+            }
             let n = stats.completions.max(1) as f64;
             let mut head = vec![
                 ("reward".to_string(), stats.reward / n),
@@ -321,6 +371,17 @@ impl Stage for Rl {
                 ctx.log(step, &head)?;
             }
             ctx.stage_state = self.objective.state();
+            if let Some(rm) = &self.reward_model
+                && crate::cooper::checkpoint_due(ctx, step)
+            {
+                let saved = rm.checkpoint(ctx, step + 1)?;
+                ctx.stage_state = Some(crate::cooper::join_state(ctx.stage_state.take(), saved));
+            }
+            if let Some(rm) = &self.reward_model
+                && step + 1 == self.steps
+            {
+                rm.finish(ctx)?;
+            }
             if ctx.end_step(step)? {
                 break;
             }
