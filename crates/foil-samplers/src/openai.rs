@@ -1,0 +1,502 @@
+//! `openai`: completions from any OpenAI-compatible server (vLLM, SGLang, llama.cpp's
+//! server, a hosted API) instead of the in-process policy.
+//!
+//! ```text
+//! for each prompt x (up to `concurrency` requests in flight):
+//!     POST {base_url}/completions        {model, prompt: x, n, max_tokens, temperature,
+//!                                         top_p, stop, seed, logprobs: 1}
+//!     or {base_url}/chat/completions      {…, messages: [{role: user, content: x}],
+//!                                         logprobs: true}
+//!     retry on connection errors, 408, 429 and 5xx: wait backoff_ms · 2^attempt
+//!     (capped at max_backoff_ms), at most max_retries times
+//! ```
+//!
+//! Each choice becomes a [`Completion`]: its text, our tokenizer's ids of that text (plus
+//! the end-of-sequence id when the server says `finish_reason: stop`; `length` keeps the
+//! text as is), and the server's per-token log-probabilities when their count equals our
+//! token count (otherwise empty: the server's tokenizer differs). Training never relies on
+//! them — the RL stage recomputes behaviour log-probabilities with its own frozen model —
+//! so a remote sampler serves RL only when it serves the same weights (see the weight
+//! sync in `docs/remote-inference.md`). A stop string the server reports (vLLM's
+//! `stop_reason`) is put back on the text, as the local sampler keeps it.
+//!
+//! Seeds: request `r` for problem `i` sends `seed = hash(seed, i, r)`, so a server that
+//! honours per-request seeds (vLLM, llama.cpp) reproduces a run. Errors name the URL and
+//! quote the start of a bad body; a server that returns fewer choices than asked for
+//! (some do not implement `n`) is an error that suggests `n_per_request: 1`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use foil_core::policy::InferenceModel;
+use foil_core::{Completion, Finish, Group, Problem, Sampler, Tokenizer, register_part};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Which OpenAI route to call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `/completions`: the prompt is continued as raw text.
+    #[default]
+    Completions,
+    /// `/chat/completions`: the prompt is one user message (the server applies the chat
+    /// template).
+    Chat,
+}
+
+/// Recipe part: `sampler: {type: openai, base_url: "http://127.0.0.1:8000/v1",
+/// model: my-model, n: 8, max_tokens: 256}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAi {
+    /// Server root including `/v1`, e.g. `http://127.0.0.1:8080/v1`. Plain HTTP only.
+    pub base_url: String,
+    /// `model` field of each request (vLLM and SGLang check it; llama.cpp ignores it).
+    pub model: String,
+    /// Environment variable holding an API key, sent as `Authorization: Bearer …` when
+    /// set.
+    pub api_key_env: String,
+    pub endpoint: Endpoint,
+    /// Completions per prompt.
+    pub n: usize,
+    /// Completions asked for in one request (0 = all `n`); 1 for servers without `n`.
+    pub n_per_request: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Longest completion, in the server's tokens.
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+    /// Ask for per-token log-probabilities.
+    pub logprobs: bool,
+    /// Send a per-request seed derived from the run seed.
+    pub seeded: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Retries of one request after a retryable failure.
+    pub max_retries: u32,
+    /// First wait before a retry; doubles each retry.
+    pub backoff_ms: u64,
+    /// Longest wait between retries.
+    pub max_backoff_ms: u64,
+    /// Time limit of one request, connection included.
+    pub timeout_s: u64,
+}
+
+impl Default for OpenAi {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8000/v1".into(),
+            model: "default".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            endpoint: Endpoint::Completions,
+            n: 8,
+            n_per_request: 0,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 256,
+            stop: Vec::new(),
+            logprobs: true,
+            seeded: true,
+            concurrency: 8,
+            max_retries: 5,
+            backoff_ms: 250,
+            max_backoff_ms: 8_000,
+            timeout_s: 300,
+        }
+    }
+}
+
+register_part!(
+    Sampler,
+    "openai",
+    OpenAi,
+    "completions from an OpenAI-compatible server (vLLM, SGLang, llama.cpp): n, logprobs, stop strings, seeds, concurrency, retries with backoff"
+);
+
+/// One request: problem index, how many completions, request index within the problem.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    problem: usize,
+    n: usize,
+    index: usize,
+}
+
+/// One choice as the server returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub text: String,
+    pub finish_reason: String,
+    /// The stop string that ended it, when the server says so.
+    pub stop_reason: Option<String>,
+    /// Per-token log-probabilities (nulls dropped).
+    pub logprobs: Vec<f32>,
+}
+
+/// What went wrong with one attempt.
+enum Failure {
+    /// Worth another try (connection refused, timeout, 408/429/5xx).
+    Retry(String),
+    /// Not worth it (4xx, a body that is not an OpenAI answer).
+    Fatal(String),
+}
+
+/// The start of a body, for error messages.
+fn snippet(body: &str) -> String {
+    let s: String = body.chars().take(200).collect();
+    if body.chars().count() > 200 {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
+
+/// `splitmix64` of the run seed, problem and request: a per-request seed that fits a
+/// signed 32-bit field (llama.cpp reads it as int).
+fn request_seed(seed: u64, problem: usize, request: usize) -> u64 {
+    let mut z = seed
+        ^ (problem as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (request as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & 0x7FFF_FFFF
+}
+
+/// Parses an OpenAI completions or chat answer into `n` choices ordered by `index`.
+pub fn parse_choices(body: &str, endpoint: Endpoint, n: usize) -> anyhow::Result<Vec<Choice>> {
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| anyhow::anyhow!("the answer is not JSON ({e}): {}", snippet(body)))?;
+    if let Some(err) = v.get("error") {
+        anyhow::bail!(
+            "the server answered with an error: {}",
+            snippet(&err.to_string())
+        );
+    }
+    let choices = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow::anyhow!("the answer has no `choices` list: {}", snippet(body)))?;
+    anyhow::ensure!(
+        choices.len() == n,
+        "asked for n = {n} completions, the server returned {} (servers without `n` need \
+         `n_per_request: 1`)",
+        choices.len()
+    );
+    let mut out: Vec<(usize, Choice)> = Vec::with_capacity(n);
+    for (k, c) in choices.iter().enumerate() {
+        let index = c
+            .get("index")
+            .and_then(Value::as_u64)
+            .map_or(k, |i| i as usize);
+        let text = match endpoint {
+            Endpoint::Completions => c.get("text").and_then(Value::as_str),
+            Endpoint::Chat => c
+                .get("message")
+                .and_then(|m| m.get("content"))
+                .and_then(Value::as_str),
+        }
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "choice {k} has no {}: {}",
+                match endpoint {
+                    Endpoint::Completions => "`text`",
+                    Endpoint::Chat => "`message.content`",
+                },
+                snippet(&c.to_string())
+            )
+        })?
+        .to_string();
+        let finish_reason = c
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .unwrap_or("length")
+            .to_string();
+        let stop_reason = c
+            .get("stop_reason")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let lp = c.get("logprobs").filter(|l| !l.is_null());
+        let logprobs: Vec<f32> = match (endpoint, lp) {
+            (_, None) => Vec::new(),
+            (Endpoint::Completions, Some(l)) => l
+                .get("token_logprobs")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_f64)
+                        .map(|x| x as f32)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            (Endpoint::Chat, Some(l)) => l
+                .get("content")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.get("logprob").and_then(Value::as_f64))
+                        .map(|x| x as f32)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        out.push((
+            index,
+            Choice {
+                text,
+                finish_reason,
+                stop_reason,
+                logprobs,
+            },
+        ));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, c)| c).collect())
+}
+
+impl OpenAi {
+    fn url(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match self.endpoint {
+            Endpoint::Completions => format!("{base}/completions"),
+            Endpoint::Chat => format!("{base}/chat/completions"),
+        }
+    }
+
+    /// The JSON body of one request.
+    pub fn body(&self, prompt: &str, n: usize, seed: u64) -> Value {
+        let mut b = json!({
+            "model": self.model,
+            "n": n,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        });
+        match self.endpoint {
+            Endpoint::Completions => {
+                b["prompt"] = json!(prompt);
+                if self.logprobs {
+                    b["logprobs"] = json!(1);
+                }
+            }
+            Endpoint::Chat => {
+                b["messages"] = json!([{"role": "user", "content": prompt}]);
+                if self.logprobs {
+                    b["logprobs"] = json!(true);
+                }
+            }
+        }
+        if !self.stop.is_empty() {
+            b["stop"] = json!(self.stop);
+        }
+        if self.seeded {
+            b["seed"] = json!(seed);
+        }
+        b
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(self.timeout_s.max(1))))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    fn attempt(
+        &self,
+        agent: &ureq::Agent,
+        url: &str,
+        body: &Value,
+        n: usize,
+    ) -> Result<Vec<Choice>, Failure> {
+        let mut req = agent.post(url);
+        if let Ok(key) = std::env::var(&self.api_key_env)
+            && !key.is_empty()
+        {
+            req = req.header("Authorization", &format!("Bearer {key}"));
+        }
+        let mut resp = match req.send_json(body) {
+            Ok(r) => r,
+            Err(e) => return Err(Failure::Retry(format!("cannot reach {url}: {e}"))),
+        };
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| Failure::Retry(format!("reading the answer of {url}: {e}")))?;
+        match status {
+            200..=299 => parse_choices(&text, self.endpoint, n)
+                .map_err(|e| Failure::Fatal(format!("{url}: {e:#}"))),
+            408 | 429 | 500..=599 => Err(Failure::Retry(format!(
+                "{url} answered HTTP {status}: {}",
+                snippet(&text)
+            ))),
+            _ => Err(Failure::Fatal(format!(
+                "{url} answered HTTP {status}: {}",
+                snippet(&text)
+            ))),
+        }
+    }
+
+    /// One request with retries and exponential backoff.
+    pub fn request(
+        &self,
+        agent: &ureq::Agent,
+        prompt: &str,
+        n: usize,
+        seed: u64,
+    ) -> anyhow::Result<Vec<Choice>> {
+        let url = self.url();
+        let body = self.body(prompt, n, seed);
+        let mut wait = self.backoff_ms;
+        let mut attempt = 0;
+        loop {
+            match self.attempt(agent, &url, &body, n) {
+                Ok(c) => return Ok(c),
+                Err(Failure::Fatal(e)) => anyhow::bail!("openai sampler: {e}"),
+                Err(Failure::Retry(e)) if attempt >= self.max_retries => anyhow::bail!(
+                    "openai sampler: {e} (gave up after {} attempts; is the server running \
+                     and `base_url` right?)",
+                    attempt + 1
+                ),
+                Err(Failure::Retry(_)) => {
+                    std::thread::sleep(Duration::from_millis(wait));
+                    wait = (wait.saturating_mul(2)).min(self.max_backoff_ms);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// A choice as a completion in our tokenizer's ids.
+    fn completion(&self, tokenizer: &dyn Tokenizer, c: Choice) -> anyhow::Result<Completion> {
+        let (mut text, finish) = match (c.finish_reason.as_str(), c.stop_reason) {
+            ("stop", Some(s)) => (c.text + &s, Finish::Stop),
+            ("stop", None) => (c.text, Finish::Eos),
+            _ => (c.text, Finish::Length),
+        };
+        let mut tokens = tokenizer.encode(&text).with_context(|| {
+            format!(
+                "the policy's tokenizer cannot encode a server completion: {}",
+                snippet(&text)
+            )
+        })?;
+        if finish == Finish::Eos {
+            tokens.push(tokenizer.eos_id());
+        }
+        let logprobs = if c.logprobs.len() == tokens.len() {
+            c.logprobs
+        } else {
+            Vec::new()
+        };
+        text.shrink_to_fit();
+        Ok(Completion {
+            tokens,
+            text,
+            logprobs,
+            entropies: Vec::new(),
+            finish,
+        })
+    }
+}
+
+#[typetag::serde(name = "openai")]
+impl Sampler for OpenAi {
+    fn sample(
+        &self,
+        _model: &dyn InferenceModel,
+        tokenizer: &dyn Tokenizer,
+        problems: &[Problem],
+        seed: u64,
+    ) -> anyhow::Result<Vec<Group>> {
+        anyhow::ensure!(self.n > 0, "openai sampler: n must be at least 1");
+        anyhow::ensure!(
+            self.base_url.starts_with("http://"),
+            "openai sampler: base_url `{}` must start with http:// (this build has no TLS; \
+             put an https endpoint behind a local proxy)",
+            self.base_url
+        );
+        let per = if self.n_per_request == 0 {
+            self.n
+        } else {
+            self.n_per_request.min(self.n)
+        };
+        let mut jobs = Vec::new();
+        for p in 0..problems.len() {
+            let mut left = self.n;
+            let mut index = 0;
+            while left > 0 {
+                let n = per.min(left);
+                jobs.push(Job {
+                    problem: p,
+                    n,
+                    index,
+                });
+                left -= n;
+                index += 1;
+            }
+        }
+        let agent = self.agent();
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<anyhow::Result<Vec<Choice>>>>> =
+            Mutex::new((0..jobs.len()).map(|_| None).collect());
+        std::thread::scope(|s| {
+            for _ in 0..self.concurrency.clamp(1, jobs.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        if j >= jobs.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let job = jobs[j];
+                        let r = self
+                            .request(
+                                &agent,
+                                &problems[job.problem].prompt,
+                                job.n,
+                                request_seed(seed, job.problem, job.index),
+                            )
+                            .with_context(|| format!("problem {}", problems[job.problem].id));
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        results.lock().expect("no panics while holding the lock")[j] = Some(r);
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().expect("threads joined");
+        let mut groups: Vec<Group> = problems
+            .iter()
+            .map(|p| Group {
+                problem: p.clone(),
+                completions: Vec::with_capacity(self.n),
+            })
+            .collect();
+        for (job, r) in jobs.iter().zip(results) {
+            let Some(r) = r else { continue };
+            for c in r? {
+                groups[job.problem]
+                    .completions
+                    .push(self.completion(tokenizer, c)?);
+            }
+        }
+        if let Some(g) = groups.iter().find(|g| g.completions.len() != self.n) {
+            anyhow::bail!("openai sampler: problem {} got no answer", g.problem.id);
+        }
+        Ok(groups)
+    }
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+}
