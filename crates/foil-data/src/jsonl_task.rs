@@ -125,7 +125,7 @@ impl DataFile {
             "{kind}: test_fraction must be in [0, 1), got {}",
             self.test_fraction
         );
-        let mapper = Mapper::new(&self.field_map()).with_context(|| format!("{kind}"))?;
+        let mapper = Mapper::new(&self.field_map()).context(kind.to_string())?;
         let fixed: Option<Vec<char>> =
             (!self.alphabet.is_empty()).then(|| self.alphabet.chars().collect());
         let load = |path: &str, limit: usize| -> anyhow::Result<Vec<Problem>> {

@@ -5,14 +5,18 @@
 pub mod arithmetic;
 pub mod bandit;
 pub mod char_tokenizer;
-pub mod jsonl_task;
+pub mod copy_reverse;
+pub mod countdown;
 pub mod dialogue_facts;
+pub mod jsonl_task;
 pub mod rows;
 pub mod word_problems;
 
 pub use arithmetic::Arithmetic;
 pub use bandit::{Bandit, BanditTokenizer};
 pub use char_tokenizer::CharTokenizer;
+pub use copy_reverse::CopyReverse;
+pub use countdown::Countdown;
 pub use dialogue_facts::{DialogueFacts, DialogueTokenizer};
 pub use jsonl_task::{DataFile, Jsonl};
 pub use word_problems::WordProblems;
