@@ -90,6 +90,7 @@ const ITEMS: [&str; 8] = [
 const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,?+-*=/'";
 
 /// One problem from a template index and its numbers: (prompt, solution, answer).
+#[cfg(test)]
 fn render(
     template: usize,
     name: (&str, &str),
