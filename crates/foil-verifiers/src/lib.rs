@@ -12,6 +12,7 @@
 //!   to the reward (PROF's input and its Blend baseline).
 
 pub mod bandit_reward;
+pub mod countdown;
 pub mod exact;
 pub mod numeric;
 pub mod process_reward;
