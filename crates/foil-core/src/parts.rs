@@ -156,6 +156,17 @@ pub trait Sampler: Debug + Send + Sync {
     fn n(&self) -> usize;
     /// Longest response it generates.
     fn max_tokens(&self) -> usize;
+    /// Called by the `rl` stage after each policy update. A sampler that generates
+    /// elsewhere (an inference server) hands the new weights over here and returns what
+    /// that cost, as metrics for the step's log; in-process samplers read the policy
+    /// directly and do nothing.
+    fn sync_weights(
+        &self,
+        _policy: &dyn crate::policy::Policy,
+        _step: usize,
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// One stage of a recipe (`sft`, `rl`, `eval`, …).

@@ -17,6 +17,7 @@
 //! | [`prof_process`] | PROF (PRM as a consistency filter) raises the share of correct answers with all steps correct over Blend (PRM blended into the reward), at no cost in accuracy (Ye et al. 2025) |
 //! | [`tajwar_on_policy`] | on-policy sampling + negative gradient (on-policy DPO) beats offline likelihood (Pref-FT) on the didactic bandit, reward peak far from π_ref (Tajwar et al. 2024) |
 //! | [`d2o_negatives`] | D²O lowers the bad behaviour its negatives show and keeps the held-out skill, where gradient ascent collapses (Duan et al. 2024) |
+//! | [`cooper_reward_hacking`] | a reward model co-updated on rule-verified pairs resists the hacking a frozen one suffers (Cooper, Hong et al. 2025) |
 //! | [`aft_constraint`] | AFT's DC/BC constraint prevents the collapse of the unconstrained ranking loss (Wang et al. 2023) |
 //!
 //! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
@@ -26,6 +27,7 @@
 pub mod aft_constraint;
 pub mod armap_best_of_n;
 pub mod arms;
+pub mod cooper_reward_hacking;
 pub mod d2o_negatives;
 pub mod gtpo_stability;
 pub mod ngrpo_zero_groups;
@@ -171,6 +173,11 @@ pub const REPROS: &[Repro] = &[
         name: armap_best_of_n::NAME,
         about: armap_best_of_n::ABOUT,
         run: armap_best_of_n::run,
+    },
+    Repro {
+        name: cooper_reward_hacking::NAME,
+        about: cooper_reward_hacking::ABOUT,
+        run: cooper_reward_hacking::run,
     },
 ];
 

@@ -18,7 +18,11 @@
 //! them — the RL stage recomputes behaviour log-probabilities with its own frozen model —
 //! so a remote sampler serves RL only when it serves the same weights (see the weight
 //! sync in `docs/remote-inference.md`). A stop string the server reports (vLLM's
-//! `stop_reason`) is put back on the text, as the local sampler keeps it.
+//! `stop_reason`) is put back on the text, as the local sampler keeps it. Without it, a
+//! `stop` finish counts as the end-of-sequence token: set no stop strings for RL on a
+//! server that does not report `stop_reason`.
+//!
+//! `sync` hands the updated weights to the server after each RL update ([`WeightSync`]).
 //!
 //! Seeds: request `r` for problem `i` sends `seed = hash(seed, i, r)`, so a server that
 //! honours per-request seeds (vLLM, llama.cpp) reproduces a run. Errors name the URL and
@@ -30,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use foil_core::policy::InferenceModel;
+use foil_core::policy::{InferenceModel, Policy};
 use foil_core::{Completion, Finish, Group, Problem, Sampler, Tokenizer, register_part};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -83,6 +87,132 @@ pub struct OpenAi {
     pub max_backoff_ms: u64,
     /// Time limit of one request, connection included.
     pub timeout_s: u64,
+    /// Hand the server the policy's weights after updates (see [`WeightSync`]).
+    pub sync: Option<WeightSync>,
+}
+
+/// Weight sync for remote rollouts: after every `every`-th policy update the policy is
+/// exported as a Hugging Face model directory (`config.json`, `model.safetensors`,
+/// tokenizer files; [`Policy::export`]) into `dir`, and `reload_body` is POSTed to
+/// `reload_url` so the server loads it. The string `{dir}` anywhere in the body becomes
+/// the directory's absolute path. The default body is SGLang's
+/// `/update_weights_from_disk` request (`{"model_path": "{dir}"}`); vLLM and llama.cpp
+/// have no such route in their stock servers — see `docs/remote-inference.md`.
+/// Logged per sync: `sync_export_s`, `sync_reload_s`, `sync_mb`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeightSync {
+    /// Export directory, replaced at each sync (written beside it, then renamed).
+    pub dir: std::path::PathBuf,
+    /// Route that makes the server reload; empty = export only.
+    pub reload_url: String,
+    pub reload_body: Value,
+    /// Sync after every k-th update.
+    pub every: usize,
+}
+
+impl Default for WeightSync {
+    fn default() -> Self {
+        Self {
+            dir: "runs/weight-sync".into(),
+            reload_url: String::new(),
+            reload_body: json!({"model_path": "{dir}"}),
+            every: 1,
+        }
+    }
+}
+
+/// `v` with every string `{dir}` inside replaced by `dir`.
+pub fn fill_dir(v: &Value, dir: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("{dir}", dir)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| fill_dir(x, dir)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), fill_dir(x, dir)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Total size of the files directly in `dir`, in bytes.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+impl WeightSync {
+    /// Exports `policy` and asks the server to reload; returns the metrics.
+    pub fn run(
+        &self,
+        policy: &dyn Policy,
+        agent: &ureq::Agent,
+        api_key_env: &str,
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        let t = std::time::Instant::now();
+        let parent = self
+            .dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("weight sync: creating {}", parent.display()))?;
+        let name = self.dir.file_name().ok_or_else(|| {
+            anyhow::anyhow!("weight sync: `dir` {} has no name", self.dir.display())
+        })?;
+        let tmp = parent.join(format!(".{}.tmp", name.to_string_lossy()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        policy
+            .export(&tmp)
+            .with_context(|| format!("weight sync: exporting the policy to {}", tmp.display()))?;
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)
+                .with_context(|| format!("weight sync: replacing {}", self.dir.display()))?;
+        }
+        std::fs::rename(&tmp, &self.dir)?;
+        let export_s = t.elapsed().as_secs_f64();
+        let mb = dir_bytes(&self.dir) as f64 / 1e6;
+        let mut out = vec![
+            ("sync_export_s".to_string(), export_s),
+            ("sync_mb".to_string(), mb),
+        ];
+        if !self.reload_url.is_empty() {
+            let abs = std::fs::canonicalize(&self.dir)?;
+            let body = fill_dir(&self.reload_body, &abs.to_string_lossy());
+            let t = std::time::Instant::now();
+            let mut req = agent.post(&self.reload_url);
+            if let Ok(key) = std::env::var(api_key_env)
+                && !key.is_empty()
+            {
+                req = req.header("Authorization", &format!("Bearer {key}"));
+            }
+            let mut resp = req.send_json(&body).map_err(|e| {
+                anyhow::anyhow!("weight sync: cannot reach {}: {e}", self.reload_url)
+            })?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                let text = resp.body_mut().read_to_string().unwrap_or_default();
+                anyhow::bail!(
+                    "weight sync: {} answered HTTP {status}: {}",
+                    self.reload_url,
+                    snippet(&text)
+                );
+            }
+            out.push(("sync_reload_s".to_string(), t.elapsed().as_secs_f64()));
+        }
+        Ok(out)
+    }
 }
 
 impl Default for OpenAi {
@@ -105,6 +235,7 @@ impl Default for OpenAi {
             backoff_ms: 250,
             max_backoff_ms: 8_000,
             timeout_s: 300,
+            sync: None,
         }
     }
 }
@@ -498,5 +629,14 @@ impl Sampler for OpenAi {
 
     fn max_tokens(&self) -> usize {
         self.max_tokens
+    }
+
+    fn sync_weights(&self, policy: &dyn Policy, step: usize) -> anyhow::Result<Vec<(String, f64)>> {
+        match &self.sync {
+            Some(sync) if (step + 1).is_multiple_of(sync.every.max(1)) => {
+                sync.run(policy, &self.agent(), &self.api_key_env)
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 }

@@ -203,6 +203,14 @@ impl Sampler for Reflexion {
     fn max_tokens(&self) -> usize {
         self.inner.max_tokens()
     }
+
+    fn sync_weights(
+        &self,
+        policy: &dyn foil_core::policy::Policy,
+        step: usize,
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        self.inner.sync_weights(policy, step)
+    }
 }
 
 #[cfg(test)]

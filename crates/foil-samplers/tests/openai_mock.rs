@@ -330,3 +330,71 @@ fn chat_answers_are_parsed() {
     );
     assert_eq!(log[0].1["logprobs"], true);
 }
+
+/// A trainable Hugging Face policy (the `smollm` fixture of foil-models: a tiny random
+/// Llama-architecture model) on the CPU.
+fn hf_policy() -> Box<dyn foil_core::policy::Policy> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../foil-models/tests/fixtures/hf/smollm");
+    let hf: foil_models::hf::policy::Hf = serde_json::from_value(json!({ "path": path })).unwrap();
+    hf.build(128, &parse_device("cpu").unwrap(), 0).unwrap()
+}
+
+#[test]
+fn weight_sync_exports_the_policy_and_asks_the_server_to_reload() {
+    let mock = serve(Box::new(|k, _, _| match k {
+        0 => (200, "{\"success\": true}".into()),
+        _ => (500, "out of memory".into()),
+    }));
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sync/current");
+    let s = OpenAi {
+        sync: Some(foil_samplers::openai::WeightSync {
+            dir: dir.clone(),
+            reload_url: format!("{}/update_weights_from_disk", mock.url),
+            every: 2,
+            ..Default::default()
+        }),
+        ..sampler(&mock.url)
+    };
+    let policy = hf_policy();
+    // every 2: step 0 (the first update) does nothing, step 1 syncs
+    assert!(s.sync_weights(policy.as_ref(), 0).unwrap().is_empty());
+    assert!(!dir.exists());
+    let m = s.sync_weights(policy.as_ref(), 1).unwrap();
+    let names: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, vec!["sync_export_s", "sync_mb", "sync_reload_s"]);
+    assert!(m[1].1 > 0.0, "exported bytes: {m:?}");
+    assert!(dir.join("config.json").exists());
+    assert!(dir.join("model.safetensors").exists());
+    let log = mock.log.lock().unwrap().clone();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].0, "/v1/update_weights_from_disk");
+    let abs = std::fs::canonicalize(&dir).unwrap();
+    assert_eq!(log[0].1, json!({"model_path": abs.to_string_lossy()}));
+    // the exported directory loads back as a policy
+    let back: foil_models::hf::policy::Hf = serde_json::from_value(json!({ "path": dir })).unwrap();
+    back.build(128, &parse_device("cpu").unwrap(), 0).unwrap();
+    // a failed reload is an error naming the route and the answer; the export stays
+    let e = format!("{:#}", s.sync_weights(policy.as_ref(), 3).unwrap_err());
+    assert!(e.contains("HTTP 500") && e.contains("out of memory"), "{e}");
+    assert!(dir.join("model.safetensors").exists());
+    // a policy that cannot be exported is a clear error
+    let (_, task) = setup();
+    let tiny = TinyGpt {
+        d_model: 16,
+        layers: 1,
+        heads: 2,
+        context: 16,
+        mlp_ratio: 2,
+        init_seed: 0,
+    }
+    .build(
+        task.tokenizer.vocab_size(),
+        &parse_device("cpu").unwrap(),
+        0,
+    )
+    .unwrap();
+    let e = format!("{:#}", s.sync_weights(tiny.as_ref(), 1).unwrap_err());
+    assert!(e.contains("exporting the policy"), "{e}");
+}

@@ -345,6 +345,8 @@ impl Stage for Rl {
                 if updates > 0.0 {
                     metrics.extend(sums.into_iter().map(|(k, v)| (k, v / updates)));
                     metrics.push(("lr".into(), lr));
+                    // a remote sampler's server gets the updated weights (weight sync)
+                    metrics.extend(self.sampler.sync_weights(ctx.policy.as_ref(), step)?);
                 }
             }
             // --- Cooper step (2): the reward model learns from this step's samples
