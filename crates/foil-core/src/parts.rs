@@ -28,6 +28,25 @@ pub trait Task: Debug + Send + Sync {
     fn build(&self, seed: u64) -> anyhow::Result<TaskData>;
 }
 
+// --- Transform (VPI, issue 6): data transforms applied to a task's training data ---
+
+/// What a [`Transform`] did, as named counts (`poisoned`, `kept`, `dropped`, …) that the
+/// runner writes to `metrics.jsonl` and to the evaluation table (column `transform`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransformReport {
+    pub counts: Vec<(String, f64)>,
+}
+
+/// Rewrites a task's data after it is built and before any stage runs (a poisoner that
+/// replaces some training responses, a filter that drops training examples). Applied in
+/// recipe order by the runner; deterministic in `seed` so a resumed run sees the same data.
+#[typetag::serde(tag = "type")]
+pub trait Transform: Debug + Send + Sync {
+    fn apply(&self, data: &mut TaskData, seed: u64) -> anyhow::Result<TransformReport>;
+}
+
+// --- end Transform ---
+
 /// Builds a policy for a vocabulary.
 #[typetag::serde(tag = "type")]
 pub trait PolicyConfig: Debug + Send + Sync {
@@ -75,6 +94,36 @@ pub trait RewardModel: Debug + Send + Sync {
     }
     /// Scores (logits) of `responses` to `problem`, one [`RewardScore`] per response.
     fn score(&self, problem: &Problem, responses: &[&str]) -> anyhow::Result<Vec<RewardScore>>;
+}
+
+/// One passage a [`Retriever`] returned: its index in the corpus, id, text and score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrieved {
+    pub index: usize,
+    pub id: String,
+    pub text: String,
+    pub score: f32,
+}
+
+/// Ranks the passages of a corpus for queries (BM25, dense embeddings from the policy),
+/// for RAG samplers and retrieval-attack evaluations. Implementations live in
+/// `foil-samplers`.
+#[typetag::serde(tag = "type")]
+pub trait Retriever: Debug + Send + Sync {
+    /// Loads the corpus and builds what does not depend on the policy (errors name the
+    /// file and line). Idempotent.
+    fn prepare(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The `k` best passages for each query, best first. `policy` is the model and
+    /// tokenizer of the run, for retrievers that embed with the policy; lexical
+    /// retrievers ignore it.
+    fn retrieve(
+        &self,
+        policy: Option<(&dyn InferenceModel, &dyn Tokenizer)>,
+        queries: &[&str],
+        k: usize,
+    ) -> anyhow::Result<Vec<Vec<Retrieved>>>;
 }
 
 /// Turns scored groups into per-completion credit.
@@ -177,3 +226,36 @@ pub trait Stage: Debug + Send + Sync {
     /// Runs steps `start_step..steps()`.
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()>;
 }
+
+// --- LogitProcessor (GUARD, issue 6): changes next-token logits during decoding ---
+
+/// What a [`LogitProcessor`] prepared for one prompt: it rewrites the next-token logits of
+/// every row that continues that prompt. Shared by the prompt's `n` rows, so it holds no
+/// per-row state: the row's generated ids so far are passed in on every call.
+pub trait PromptProcessor: Debug + Send + Sync {
+    /// Rewrites one row of raw next-token logits (length = vocabulary size) in place, given
+    /// the ids generated so far for this row; `f32::NEG_INFINITY` removes a token.
+    fn process(&self, generated: &[u32], logits: &mut [f32]);
+}
+
+/// A decoding-time logits processor (constrained decoding, generation-time unlearning).
+/// Samplers apply the processors of a list in order to each row's raw logits before
+/// temperature and truncation, so the recorded log-probs are those of the distribution
+/// actually sampled from.
+#[typetag::serde(tag = "type")]
+pub trait LogitProcessor: Debug + Send + Sync {
+    /// Loads or trains what it needs (files, a prompt classifier) before the first prompt,
+    /// so that a bad path is an error naming it. Idempotent.
+    fn prepare(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Decides once per prompt what to do with it. `None` leaves that prompt's logits
+    /// untouched (e.g. a prompt that a classifier does not flag).
+    fn begin(
+        &self,
+        prompt: &str,
+        tokenizer: &dyn Tokenizer,
+    ) -> anyhow::Result<Option<Arc<dyn PromptProcessor>>>;
+}
+
+// --- end LogitProcessor ---
