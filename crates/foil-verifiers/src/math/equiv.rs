@@ -98,26 +98,25 @@ fn items(parts: Vec<&str>) -> Option<Vec<Answer>> {
 pub fn parse_answer(s: &str) -> Answer {
     let t = s.trim();
     // set braces
-    if let Some(inner) = t.strip_prefix("\\{").and_then(|r| r.strip_suffix("\\}")) {
-        if let Some(v) = items(split_top(inner, ',')) {
-            return Answer::Set(v);
-        }
+    if let Some(inner) = t.strip_prefix("\\{").and_then(|r| r.strip_suffix("\\}"))
+        && let Some(v) = items(split_top(inner, ','))
+    {
+        return Answer::Set(v);
     }
     let first = t.chars().next();
     let last = t.chars().last();
-    if let (Some(open @ ('(' | '[')), Some(close @ (')' | ']'))) = (first, last) {
-        if wraps_whole(t) {
-            let inner = &t[1..t.len() - 1];
-            let parts = split_top(inner, ',');
-            if parts.len() >= 2 {
-                if let Some(v) = items(parts) {
-                    return Answer::Bracketed {
-                        open,
-                        close,
-                        items: v,
-                    };
-                }
-            }
+    if let (Some(open @ ('(' | '[')), Some(close @ (')' | ']'))) = (first, last)
+        && wraps_whole(t)
+    {
+        let parts = split_top(&t[1..t.len() - 1], ',');
+        if parts.len() >= 2
+            && let Some(v) = items(parts)
+        {
+            return Answer::Bracketed {
+                open,
+                close,
+                items: v,
+            };
         }
     }
     let parts = split_top(t, ',');
@@ -184,15 +183,19 @@ fn is_int_literal(e: &Expr) -> bool {
 /// Whether two expressions are equal (see the module doc).
 pub fn expr_eq(g: &Expr, p: &Expr) -> bool {
     // 9% ~ 9 for integer percentages
-    if let Expr::Percent(x) = g {
-        if is_int_literal(x) && is_int_literal(p) && expr_eq(x, p) {
-            return true;
-        }
+    if let Expr::Percent(x) = g
+        && is_int_literal(x)
+        && is_int_literal(p)
+        && expr_eq(x, p)
+    {
+        return true;
     }
-    if let Expr::Percent(x) = p {
-        if is_int_literal(x) && is_int_literal(g) && expr_eq(g, x) {
-            return true;
-        }
+    if let Expr::Percent(x) = p
+        && is_int_literal(x)
+        && is_int_literal(g)
+        && expr_eq(g, x)
+    {
+        return true;
     }
     let mut vars = g.vars();
     vars.extend(p.vars());

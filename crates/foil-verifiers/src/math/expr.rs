@@ -556,7 +556,7 @@ impl Expr {
             Expr::Percent(a) => a.eval(env) / 100.0,
             Expr::Factorial(a) => {
                 let x = a.eval(env);
-                if x >= 0.0 && x <= 170.0 && x.fract() == 0.0 {
+                if (0.0..=170.0).contains(&x) && x.fract() == 0.0 {
                     (1..=(x as u32)).map(f64::from).product()
                 } else {
                     f64::NAN

@@ -83,11 +83,8 @@ fn boxed_before(s: &str, before: usize, allow_open: bool) -> Option<(usize, Stri
         return None;
     }
     if s.as_bytes()[open] == b'{' {
-        match brace_group(&s[..before], open) {
-            Some((a, z)) => Some((start, s[a..z].trim().to_string())),
-            // unclosed: no box (math-verify's boxed pattern needs a closing brace)
-            None => None,
-        }
+        // unclosed: no box (math-verify's boxed pattern needs a closing brace)
+        brace_group(&s[..before], open).map(|(a, z)| (start, s[a..z].trim().to_string()))
     } else if allow_open {
         // `\boxed 5`: the rest of the text (math-verify takes all of it; the `$` that
         // closes the math span is dropped by normalisation).
