@@ -10,7 +10,7 @@
 //! | gold | one context fact restated, in either voice, after an optional filler ("yes ,") | appropriate |
 //! | adversarial, `swap` | the gold response with agent and patient exchanged (same words, same voice, same filler) | not |
 //! | adversarial, `negate` | the gold response with `never` inserted before the verb (same content words) | not |
-//! | random | the gold response of another dialogue (its triple is not a fact of this context) | not |
+//! | random | the gold response of another dialogue, about none of this context's people (off-topic) | not |
 //!
 //! Adversarial negatives are DailyDialog++-style [paper]: high lexical overlap with the
 //! context, wrong meaning. Every utterance also carries its **graph**, the exact triples
@@ -154,7 +154,7 @@ pub struct DialogueFacts {
 impl Default for DialogueFacts {
     fn default() -> Self {
         Self {
-            people: 10,
+            people: 12,
             verbs: 8,
             facts: 3,
             train: 2000,
@@ -328,11 +328,19 @@ impl DialogueFacts {
                         kind: ResponseKind::Swap,
                     }
                 };
-                // another dialogue's gold response whose triple is not a fact here
+                // another dialogue's gold response about none of this context's people
+                // (off-topic, as random responses mostly are), at most 1000 draws, then
+                // any whose triple is not a fact here
+                let mut tries = 0;
                 let random = loop {
                     let j = r.random_range(0..n - 1);
                     let j = if j >= i { j + 1 } else { j };
-                    if !context.contains(&golds[j].triple) {
+                    let g = golds[j].triple;
+                    let off_topic = !context.iter().any(|c| {
+                        [c.agent, c.patient].iter().any(|&p| p == g.agent || p == g.patient)
+                    });
+                    tries += 1;
+                    if !context.contains(&g) && (off_topic || tries > 1000) {
                         break Response {
                             kind: ResponseKind::Random,
                             ..golds[j].clone()
@@ -490,9 +498,11 @@ mod tests {
                 }
                 k => panic!("adversarial kind {k:?}"),
             }
-            // random: from another dialogue, not a fact here
+            // random: from another dialogue, not a fact here, no person of the context
             assert_eq!(d.random.kind, ResponseKind::Random);
             assert!(!d.context.contains(&d.random.triple));
+            let people: Vec<&str> = d.context.iter().flat_map(|c| [PEOPLE[c.agent], PEOPLE[c.patient]]).collect();
+            assert!(!d.random.text.split(' ').any(|w| people.contains(&w)), "{}", d.random.text);
             // the context's words are all content words of its facts
             assert_eq!(content_words(&d.context_text).len(), 9);
         }

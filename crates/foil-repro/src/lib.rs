@@ -14,6 +14,7 @@
 //! | [`ngrpo_zero_groups`] | NGRPO gets gradient from all-incorrect groups where GRPO's is exactly zero, and improves hard-problem accuracy (Nan et al. 2025) |
 //! | [`gtpo_stability`] | GTPO trains stably without a reference model where GRPO without KL degrades, at a high learning rate (Simoni et al. 2025) |
 //! | [`relmf_rare_items`] | clipped IPS (Rel-MF) beats naive MF on rare-item DCG@5 from missing-not-at-random clicks (Saito et al. 2020; the example plugin `examples/plugin-recsys`) |
+//! | [`simamr_adversarial`] | adversarial negatives improve a dialogue evaluator on adversarial test pairs; gated text+graph reported (SIMAMR, Yang et al.) |
 //! | [`prof_process`] | PROF (PRM as a consistency filter) raises the share of correct answers with all steps correct over Blend (PRM blended into the reward), at no cost in accuracy (Ye et al. 2025) |
 //! | [`tajwar_on_policy`] | on-policy sampling + negative gradient (on-policy DPO) beats offline likelihood (Pref-FT) on the didactic bandit, reward peak far from π_ref (Tajwar et al. 2024) |
 //! | [`d2o_negatives`] | D²O lowers the bad behaviour its negatives show and keeps the held-out skill, where gradient ascent collapses (Duan et al. 2024) |
@@ -36,6 +37,7 @@ pub mod plot;
 pub mod prof_process;
 pub mod psr_nsr;
 pub mod relmf_rare_items;
+pub mod simamr_adversarial;
 pub mod report;
 pub mod rules;
 pub mod stats;
@@ -148,6 +150,11 @@ pub const REPROS: &[Repro] = &[
         name: relmf_rare_items::NAME,
         about: relmf_rare_items::ABOUT,
         run: relmf_rare_items::run,
+    },
+    Repro {
+        name: simamr_adversarial::NAME,
+        about: simamr_adversarial::ABOUT,
+        run: simamr_adversarial::run,
     },
     Repro {
         name: prof_process::NAME,

@@ -7,7 +7,8 @@
 //! train    label 1: every training dialogue's gold response
 //!          label 0: its random negative, and with `negatives: random_adversarial` also
 //!                   its adversarial negative (swapped roles or negated relation)
-//!          `batch` examples per step drawn uniformly with replacement from that pool,
+//!          `batch` examples per step, half positives and half negatives, each drawn
+//!          uniformly with replacement,
 //!          CE loss (simamr.rs), AdamW
 //! model    `graph: false`: text only, logits = W_c h_s;  `graph: true`: gated text+graph
 //! eval     on the test dialogues, score = logit₁ − logit₀:
@@ -82,9 +83,9 @@ pub struct DialogueEvaluator {
 impl Default for DialogueEvaluator {
     fn default() -> Self {
         let encoder = TinyGpt {
-            d_model: 48,
+            d_model: 32,
             layers: 2,
-            heads: 4,
+            heads: 2,
             context: 48,
             mlp_ratio: 2,
             init_seed: 0,
@@ -99,9 +100,9 @@ impl Default for DialogueEvaluator {
                 ..encoder.clone()
             },
             encoder,
-            steps: 600,
-            batch: 64,
-            optimizer: OptimizerConfig::adamw(1e-3),
+            steps: 400,
+            batch: 32,
+            optimizer: OptimizerConfig::adamw(3e-3),
             log_every: 100,
         }
     }
@@ -188,6 +189,7 @@ impl DialogueEvaluator {
                 c.context
             );
         }
+        let (pos, neg): (Vec<&Example>, Vec<&Example>) = pool.iter().partition(|e| e.label);
         let train = train_device(device);
         let graph_cfg = self.graph.then_some(&self.graph_encoder);
         let mut model =
@@ -196,8 +198,13 @@ impl DialogueEvaluator {
         let mut draws = rng::rng(seed, &[BATCH]);
         let mut losses = Vec::new();
         for step in 0..self.steps {
+            // half positives, half negatives (the pool has one positive per one or two
+            // negatives), each drawn uniformly with replacement
             let rows: Vec<&Example> = (0..self.batch)
-                .map(|_| &pool[draws.random_range(0..pool.len())])
+                .map(|k| {
+                    let from = if k < self.batch / 2 { &pos } else { &neg };
+                    from[draws.random_range(0..from.len())]
+                })
                 .collect();
             let labels: Vec<bool> = rows.iter().map(|r| r.label).collect();
             let batch = SimAmrBatch::new(&rows, tok.pad_id(), self.graph);
