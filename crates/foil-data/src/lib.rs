@@ -9,6 +9,10 @@ pub mod copy_reverse;
 pub mod countdown;
 pub mod dialogue_facts;
 pub mod jsonl_task;
+#[cfg(feature = "parquet")]
+pub mod parquet_rows;
+#[cfg(feature = "parquet")]
+pub mod parquet_task;
 pub mod rows;
 pub mod word_problems;
 
@@ -19,4 +23,6 @@ pub use copy_reverse::CopyReverse;
 pub use countdown::Countdown;
 pub use dialogue_facts::{DialogueFacts, DialogueTokenizer};
 pub use jsonl_task::{DataFile, Jsonl};
+#[cfg(feature = "parquet")]
+pub use parquet_task::Parquet;
 pub use word_problems::WordProblems;
