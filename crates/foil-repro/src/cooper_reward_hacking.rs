@@ -31,7 +31,11 @@
 //!    pairs at ≥ half of the RL steps, and the static arm's RM is never updated (its saved
 //!    model has the pre-training step count).
 //!
-//! **Measured**: see `docs/reproductions.md`.
+//! **Measured** (seeds 1–3, `docs/reproductions.md`): 1 holds (static RM: RM reward
+//! +0.310, true pass@1 −0.191, every seed); 2 and 3 do **not** hold (Cooper − rule reward
+//! pass@1 −0.353; late `rm_acc` Cooper − static +0.006): the co-updated RM, one step at lr
+//! 1e-4 on answer-perturbed pairs, does not unlearn the length bias the policy exploits.
+//! `--quick`: 5 holds, 47 s.
 
 use anyhow::Context;
 use serde_json::{Value, json};
