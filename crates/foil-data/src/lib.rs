@@ -7,6 +7,7 @@ pub mod bandit;
 pub mod char_tokenizer;
 pub mod copy_reverse;
 pub mod countdown;
+pub mod counter_narratives;
 pub mod dialogue_facts;
 pub mod jsonl_task;
 #[cfg(feature = "parquet")]
@@ -21,6 +22,7 @@ pub use bandit::{Bandit, BanditTokenizer};
 pub use char_tokenizer::CharTokenizer;
 pub use copy_reverse::CopyReverse;
 pub use countdown::Countdown;
+pub use counter_narratives::CounterNarratives;
 pub use dialogue_facts::{DialogueFacts, DialogueTokenizer};
 pub use jsonl_task::{DataFile, Jsonl};
 #[cfg(feature = "parquet")]
