@@ -11,6 +11,8 @@
 //! - [`MultipleChoice`] (`multiple_choice`): an option letter.
 //! - [`RegexVerifier`] (`regex`): a regex capture compared with the answer, or a match.
 //! - [`Format`] (`format`): the whole response matches a format (`<think>…<answer>…`).
+//! - [`TokenF1`] (`token_f1`): bag-of-words F1 vs the answer as a graded reward, exact
+//!   word match as correctness (text-generation similarity, CONAN-EUS).
 //! - [`Sum`] (`sum`): weighted sum of child verifiers; [`All`] (`all`): every child correct.
 //! - [`Steps`] (`steps`): exact per-step checker for chain-arithmetic (T0) responses.
 //! - [`ProcessReward`] (`process_reward`): outcome from one verifier, per-step values from
@@ -29,6 +31,7 @@ pub mod process_reward;
 pub mod regex_match;
 pub mod steps;
 pub mod sum;
+pub mod token_f1;
 
 pub use all::All;
 pub use bandit_reward::BanditReward;
@@ -41,3 +44,4 @@ pub use process_reward::ProcessReward;
 pub use regex_match::RegexVerifier;
 pub use steps::{Chain, Op, Steps};
 pub use sum::Sum;
+pub use token_f1::TokenF1;
