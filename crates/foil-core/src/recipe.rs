@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::backend;
 use crate::error::FoilError;
-use crate::parts::{PolicyConfig, Stage, Task};
+use crate::parts::{PolicyConfig, Stage, Task, Transform};
 use crate::registry;
 
 /// A whole run: task, policy, and the stages to run on it.
@@ -29,6 +29,10 @@ pub struct Recipe {
     pub device: String,
     /// Where problems come from.
     pub task: Box<dyn Task>,
+    /// Data transforms applied in order to the built task before the stages (VPI's
+    /// poisoner and filter); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<Box<dyn Transform>>,
     /// The model.
     pub policy: Box<dyn PolicyConfig>,
     /// Stages, run in order.

@@ -9,12 +9,16 @@ pub mod copy_reverse;
 pub mod countdown;
 pub mod counter_narratives;
 pub mod dialogue_facts;
+pub mod instructions;
 pub mod jsonl_task;
 #[cfg(feature = "parquet")]
 pub mod parquet_rows;
 #[cfg(feature = "parquet")]
 pub mod parquet_task;
 pub mod rows;
+pub mod vpi;
+pub mod vpi_filter;
+pub mod vpi_judge;
 pub mod word_problems;
 
 pub use arithmetic::Arithmetic;
@@ -27,4 +31,8 @@ pub use dialogue_facts::{DialogueFacts, DialogueTokenizer};
 pub use jsonl_task::{DataFile, Jsonl};
 #[cfg(feature = "parquet")]
 pub use parquet_task::Parquet;
+pub use instructions::Instructions;
+pub use vpi::VpiPoison;
+pub use vpi_filter::VpiFilter;
+pub use vpi_judge::VpiBehaviour;
 pub use word_problems::WordProblems;

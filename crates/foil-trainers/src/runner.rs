@@ -45,6 +45,9 @@ pub struct RunSummary {
     pub finished: bool,
 }
 
+/// The random stream of recipe transforms: `derive(seed, [TRANSFORM_STREAM, index])`.
+const TRANSFORM_STREAM: u64 = 0x7472_616e_7366; // "transf"
+
 fn stage_type(stage: &dyn Stage) -> String {
     serde_json::to_value(stage)
         .ok()
@@ -102,12 +105,28 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         seed,
         device,
         task,
+        transforms,
         policy,
         stages,
         checkpoint_every,
     } = recipe;
     let device = parse_device(&device)?;
     let mut task = task.build(seed).context("building the task")?;
+    // --- transforms (VPI, issue 6): applied in order to the built task, seeded per index ---
+    let mut transform_counts: Vec<(String, f64)> = Vec::new();
+    for (i, t) in transforms.iter().enumerate() {
+        let kind = serde_json::to_value(t.as_ref())
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(String::from))
+            .unwrap_or_else(|| "transform".into());
+        let report = t
+            .apply(&mut task, foil_core::rng::derive(seed, &[TRANSFORM_STREAM, i as u64]))
+            .with_context(|| format!("transform {i} (`{kind}`)"))?;
+        for (k, v) in report.counts {
+            transform_counts.push((format!("t{i}_{kind}_{k}"), v));
+        }
+    }
+    // --- end transforms ---
     let policy_config: Arc<dyn PolicyConfig> = Arc::from(policy);
     if let Some(tokenizer) = policy_config
         .tokenizer()
@@ -165,6 +184,15 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         resumed_stage_state: stage_state,
     };
     if resume.is_none() {
+        if !transform_counts.is_empty() {
+            // what the transforms did: one metrics line and a `transform` table column
+            ctx.stage_type = "transforms".into();
+            ctx.log(0, &transform_counts)?;
+            ctx.evals.push(EvalRecord {
+                label: "transform".into(),
+                metrics: transform_counts,
+            });
+        }
         ctx.checkpoint(0, 0)?;
     }
     for (i, stage) in stages.iter().enumerate().skip(start_stage) {
