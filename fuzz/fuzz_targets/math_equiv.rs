@@ -6,8 +6,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let (gold, pred) = s.split_once('\0').unwrap_or((&s, &s));
-    let _ = foil_verifiers::math::is_equivalent(gold, pred);
-    let g = foil_verifiers::math::parse_answer(&foil_verifiers::math::normalize(gold));
-    let p = foil_verifiers::math::parse_answer(&foil_verifiers::math::normalize(pred));
-    let _ = foil_verifiers::math::answers_eq(&g, &p);
+    let _ = foil_math::is_equivalent(gold, pred);
+    let g = foil_math::parse_answer(&foil_math::normalize(gold));
+    let p = foil_math::parse_answer(&foil_math::normalize(pred));
+    let _ = foil_math::answers_eq(&g, &p);
 });

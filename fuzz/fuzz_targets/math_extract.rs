@@ -4,8 +4,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
-    if let Some(a) = foil_verifiers::math::extract_answer(&s) {
-        let n = foil_verifiers::math::normalize(&a);
-        let _ = foil_verifiers::math::parse_answer(&n);
+    if let Some(a) = foil_math::extract_answer(&s) {
+        let n = foil_math::normalize(&a);
+        let _ = foil_math::parse_answer(&n);
     }
 });

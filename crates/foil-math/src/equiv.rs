@@ -9,7 +9,7 @@
 //! - an **equation** `lhs = … = rhs`: against a plain expression the last right-hand side
 //!   is compared (`x = 3` ~ `3`); two assignments `x = a`, `x = b` need the same variable
 //!   and `a ~ b`; other equations compare `lhs − rhs` up to sign;
-//! - an **expression** ([`super::expr`]);
+//! - an **expression** ([`crate::expr`]);
 //! - otherwise **text**: the normalised strings must be equal.
 //!
 //! Two expressions are equal when
@@ -26,7 +26,7 @@
 //!                never finite on one side only, and at least one finite point
 //! ```
 
-use super::expr::{Expr, parse_expr};
+use crate::expr::{Expr, parse_expr};
 
 /// The structure of an answer.
 #[derive(Debug, Clone, PartialEq)]

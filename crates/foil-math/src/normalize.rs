@@ -14,7 +14,7 @@
 //!   dropped;
 //! - thousands separators: a number whose digits come in groups of 3 separated by `,` or
 //!   `{,}` (`1,234,567.5`) loses them (space-separated groups only in plain text, see
-//!   [`super::extract`]);
+//!   [`crate::extract`]);
 //! - a trailing `.` and surrounding whitespace are dropped; `and`/`or` between items →
 //!   `,`.
 

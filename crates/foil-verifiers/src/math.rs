@@ -22,21 +22,20 @@
 //! extraction and comparison rules [code]; the random-point test for symbolic expressions
 //! replaces sympy's simplification [recon].
 //!
+//! The extraction, normalisation and comparison live in the burn-free crate `foil-math`
+//! (so that they can be fuzzed quickly); this module is the recipe part.
+//!
 //! Bounds: the last 16 KiB of a response are read, an answer is cut at 1 KiB, parsing
 //! stops past 512 tokens or nesting depth 48, and no step recurses without a depth limit,
 //! so every call returns in bounded time and never panics.
 
-pub mod equiv;
-pub mod expr;
-pub mod extract;
-pub mod normalize;
-
 use foil_core::{Problem, Verdict, Verifier};
 use serde::{Deserialize, Serialize};
 
-pub use equiv::{Answer, answers_eq, parse_answer};
-pub use extract::{extract_answer, last_boxed};
-pub use normalize::normalize;
+pub use foil_math::{
+    Answer, answers_eq, equiv, expr, extract, extract_answer, gold_answer, is_equivalent,
+    last_boxed, normalize, parse_answer,
+};
 
 use crate::multiple_choice::{extract_letter, reference_letter};
 
@@ -55,25 +54,6 @@ impl Default for Math {
             choice_letters: "ABCDE".into(),
         }
     }
-}
-
-/// The normalised reference answer (a `\boxed{}` in it is unwrapped).
-pub fn gold_answer(answer: &str) -> String {
-    let a = extract::head(answer, extract::MAX_ANSWER_BYTES);
-    let inner = last_boxed(a).unwrap_or_else(|| a.to_string());
-    normalize(&inner)
-}
-
-/// Whether `response` states the same answer as the reference `gold` (module doc).
-pub fn is_equivalent(gold: &str, response: &str) -> bool {
-    let Some(pred) = extract_answer(response) else {
-        return false;
-    };
-    let (g, p) = (gold_answer(gold), normalize(&pred));
-    if g.is_empty() || p.is_empty() {
-        return false;
-    }
-    answers_eq(&parse_answer(&g), &parse_answer(&p))
 }
 
 impl Math {

@@ -21,7 +21,7 @@ use foil_core::{Problem, Verdict, Verifier};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::math::extract::{MAX_RESPONSE_BYTES, tail};
+use foil_math::extract::{MAX_RESPONSE_BYTES, tail};
 
 /// What the pattern decides.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
