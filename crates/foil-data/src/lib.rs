@@ -9,6 +9,7 @@ pub mod copy_reverse;
 pub mod countdown;
 pub mod counter_narratives;
 pub mod dialogue_facts;
+pub mod facts;
 pub mod instructions;
 pub mod jsonl_task;
 #[cfg(feature = "parquet")]
@@ -28,10 +29,11 @@ pub use copy_reverse::CopyReverse;
 pub use countdown::Countdown;
 pub use counter_narratives::CounterNarratives;
 pub use dialogue_facts::{DialogueFacts, DialogueTokenizer};
+pub use facts::Facts;
+pub use instructions::Instructions;
 pub use jsonl_task::{DataFile, Jsonl};
 #[cfg(feature = "parquet")]
 pub use parquet_task::Parquet;
-pub use instructions::Instructions;
 pub use vpi::VpiPoison;
 pub use vpi_filter::VpiFilter;
 pub use vpi_judge::VpiBehaviour;

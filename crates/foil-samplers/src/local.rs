@@ -7,13 +7,24 @@
 //! distribution is recorded as the behaviour log-prob. Rollouts use the gradient-free
 //! [`InferenceModel`], so no autodiff graph is built. The random stream is the `seed`
 //! argument: same seed, same completions.
+//!
+//! `logit_processors` (e.g. GUARD's, `crate::guard`) are asked once per prompt
+//! ([`LogitProcessor::begin`]) and then rewrite each row's raw logits, in list order, after
+//! padding is masked and before temperature and truncation; the recorded log-prob is that
+//! of the processed distribution actually sampled from, the recorded entropy that of the
+//! model's own logits. With an empty list nothing is copied or asked.
+
+use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData};
 use foil_core::batch::{SeqBatch, to_vec};
 use foil_core::policy::InferenceModel;
-use foil_core::{Completion, Finish, Group, Problem, Sampler, Tokenizer, register_part};
+use foil_core::{
+    Completion, Finish, Group, LogitProcessor, Problem, PromptProcessor, Sampler, Tokenizer,
+    register_part,
+};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::distribution::{Truncation, draw, entropy, probabilities};
 
@@ -37,7 +48,45 @@ pub struct Local {
     pub stop: Vec<String>,
     /// Rows decoded together (memory bound); 0 = all at once.
     pub batch_rows: usize,
+    /// Decoding-time logits processors (`[{type: guard, …}]`), applied in order.
+    pub logit_processors: LogitProcessors,
 }
+
+/// A list of [`LogitProcessor`]s, shared (cloning a sampler shares its processors).
+/// Two lists are equal when they serialise alike.
+#[derive(Debug, Clone, Default)]
+pub struct LogitProcessors(pub Arc<Vec<Box<dyn LogitProcessor>>>);
+
+impl LogitProcessors {
+    pub fn new(list: Vec<Box<dyn LogitProcessor>>) -> Self {
+        Self(Arc::new(list))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl PartialEq for LogitProcessors {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || serde_json::to_value(&*self.0).ok() == serde_json::to_value(&*other.0).ok()
+    }
+}
+
+impl Serialize for LogitProcessors {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogitProcessors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Box<dyn LogitProcessor>>::deserialize(d).map(Self::new)
+    }
+}
+
+/// One prompt row's processors (empty when none applies to its prompt).
+type RowProcessors = Vec<Arc<dyn PromptProcessor>>;
 
 impl Default for Local {
     fn default() -> Self {
@@ -50,6 +99,7 @@ impl Default for Local {
             max_tokens: 48,
             stop: Vec::new(),
             batch_rows: 512,
+            logit_processors: LogitProcessors::default(),
         }
     }
 }
@@ -58,7 +108,7 @@ register_part!(
     Sampler,
     "local",
     Local,
-    "batched in-process generation with KV cache: n, temperature, top-k/top-p/min-p, stop strings, seeded"
+    "batched in-process generation with KV cache: n, temperature, top-k/top-p/min-p, stop strings, logit processors, seeded"
 );
 
 impl Local {
@@ -77,6 +127,7 @@ impl Local {
         model: &dyn InferenceModel,
         tokenizer: &dyn Tokenizer,
         prompts: &[Vec<u32>],
+        procs: &[RowProcessors],
         rng: &mut rand_chacha::ChaCha8Rng,
     ) -> anyhow::Result<Vec<Completion>> {
         let device = model.device();
@@ -116,12 +167,23 @@ impl Local {
                 if done[r] {
                     continue;
                 }
-                let p = probabilities(&host[r * v..(r + 1) * v], &trunc);
+                let row = &mut host[r * v..(r + 1) * v];
+                let h = entropy(row);
+                if let Some(list) = procs.get(r).filter(|l| !l.is_empty()) {
+                    for proc in list {
+                        proc.process(&out[r].tokens, row);
+                    }
+                    anyhow::ensure!(
+                        row.iter().any(|z| z.is_finite() || *z == f32::INFINITY),
+                        "local sampler: the logit processors removed every token of row {r}"
+                    );
+                }
+                let p = probabilities(row, &trunc);
                 let tok = draw(&p, rng);
                 let c = &mut out[r];
                 c.tokens.push(tok as u32);
                 c.logprobs.push(p[tok].ln());
-                c.entropies.push(entropy(&host[r * v..(r + 1) * v]));
+                c.entropies.push(h);
                 next[r] = tok as i64;
                 if tokenizer.is_eos(tok as u32) {
                     c.finish = Finish::Eos;
@@ -167,10 +229,21 @@ impl Sampler for Local {
         );
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut prompts = Vec::with_capacity(problems.len() * self.n);
+        let mut procs: Vec<RowProcessors> = Vec::new();
+        for proc in self.logit_processors.0.iter() {
+            proc.prepare()?;
+        }
         for p in problems {
             let ids = tokenizer.encode_prompt(&p.prompt)?;
             anyhow::ensure!(!ids.is_empty(), "problem {} has an empty prompt", p.id);
             prompts.extend(std::iter::repeat_n(ids, self.n));
+            if !self.logit_processors.is_empty() {
+                let mut list = Vec::new();
+                for proc in self.logit_processors.0.iter() {
+                    list.extend(proc.begin(&p.prompt, tokenizer)?);
+                }
+                procs.extend(std::iter::repeat_n(list, self.n));
+            }
         }
         let chunk = if self.batch_rows == 0 {
             prompts.len().max(1)
@@ -178,8 +251,16 @@ impl Sampler for Local {
             self.batch_rows
         };
         let mut completions = Vec::with_capacity(prompts.len());
-        for rows in prompts.chunks(chunk) {
-            completions.extend(self.generate_rows(model, tokenizer, rows, &mut rng)?);
+        for (i, rows) in prompts.chunks(chunk).enumerate() {
+            let lo = (i * chunk).min(procs.len());
+            let hi = ((i + 1) * chunk).min(procs.len());
+            completions.extend(self.generate_rows(
+                model,
+                tokenizer,
+                rows,
+                &procs[lo..hi],
+                &mut rng,
+            )?);
         }
         let mut it = completions.into_iter();
         Ok(problems
