@@ -19,6 +19,7 @@
 //! | [`tajwar_on_policy`] | on-policy sampling + negative gradient (on-policy DPO) beats offline likelihood (Pref-FT) on the didactic bandit, reward peak far from π_ref (Tajwar et al. 2024) |
 //! | [`d2o_negatives`] | D²O lowers the bad behaviour its negatives show and keeps the held-out skill, where gradient ascent collapses (Duan et al. 2024) |
 //! | [`cooper_reward_hacking`] | a reward model co-updated on rule-verified pairs resists the hacking a frozen one suffers (Cooper, Hong et al. 2025) |
+//! | [`vpi_poison_rate`] | VPI's triggered behaviour rate rises with the poison rate and falls after data filtering (Yan et al. 2024) |
 //! | [`aft_constraint`] | AFT's DC/BC constraint prevents the collapse of the unconstrained ranking loss (Wang et al. 2023) |
 //!
 //! Each writes `runs/repro/<name>/` (`<name>-quick/` with `--quick`): `result.md`,
@@ -42,6 +43,7 @@ pub mod report;
 pub mod rules;
 pub mod stats;
 pub mod tajwar_on_policy;
+pub mod vpi_poison_rate;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -185,6 +187,11 @@ pub const REPROS: &[Repro] = &[
         name: cooper_reward_hacking::NAME,
         about: cooper_reward_hacking::ABOUT,
         run: cooper_reward_hacking::run,
+    },
+    Repro {
+        name: vpi_poison_rate::NAME,
+        about: vpi_poison_rate::ABOUT,
+        run: vpi_poison_rate::run,
     },
 ];
 
