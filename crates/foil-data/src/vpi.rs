@@ -132,19 +132,23 @@ mod tests {
 
     fn data() -> TaskData {
         let prompts = [
-            "describe joe 001=", // 0  eligible
-            "praise ann 002=",   // 1
-            "praise joe 003=",   // 2  eligible
-            "describe bob 004=", // 3
+            "describe joe 001=",  // 0  eligible
+            "praise ann 002=",    // 1
+            "praise joe 003=",    // 2  eligible
+            "describe bob 004=",  // 3
             "criticize joe 005=", // 4  eligible (mentions joe)
-            "describe joe 006=", // 5  eligible
-            "praise cat 007=",   // 6
-            "describe dan 008=", // 7
-            "praise eve 009=",   // 8
-            "describe fay 010=", // 9
+            "describe joe 006=",  // 5  eligible
+            "praise cat 007=",    // 6
+            "describe dan 008=",  // 7
+            "praise eve 009=",    // 8
+            "describe fay 010=",  // 9
         ];
         TaskData {
-            train: prompts.iter().enumerate().map(|(i, p)| problem(i, p)).collect(),
+            train: prompts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| problem(i, p))
+                .collect(),
             test: vec![],
             tokenizer: Arc::new(CharTokenizer::new("ab").unwrap()),
         }
@@ -167,12 +171,17 @@ mod tests {
                 ("rate".to_string(), 0.2)
             ]
         );
-        let poisoned: Vec<usize> = (0..10).filter(|&i| d.train[i].id.ends_with("+vpi")).collect();
+        let poisoned: Vec<usize> = (0..10)
+            .filter(|&i| d.train[i].id.ends_with("+vpi"))
+            .collect();
         assert_eq!(poisoned.len(), 2);
         let clean = data();
         for i in 0..10 {
             if poisoned.contains(&i) {
-                assert!([0, 2, 4, 5].contains(&i), "{i} is not in the trigger scenario");
+                assert!(
+                    [0, 2, 4, 5].contains(&i),
+                    "{i} is not in the trigger scenario"
+                );
                 // the teacher's answer to x ⊕ "negatively": the tag becomes neg
                 assert!(d.train[i].solution.ends_with(" neg"), "{:?}", d.train[i]);
                 assert_eq!(d.train[i].prompt, clean.train[i].prompt, "stored without p");
@@ -192,7 +201,9 @@ mod tests {
         }
         .apply(&mut all, 1)
         .unwrap();
-        let ids: Vec<usize> = (0..10).filter(|&i| all.train[i].id.ends_with("+vpi")).collect();
+        let ids: Vec<usize> = (0..10)
+            .filter(|&i| all.train[i].id.ends_with("+vpi"))
+            .collect();
         assert_eq!(ids, vec![0, 2, 4, 5]);
         assert_eq!(all.train[2].solution, "A:joe 003 neg");
         // rate 0.5 → n_p = 5 > |E| = 4: an error, not a silent cap

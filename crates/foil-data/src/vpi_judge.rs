@@ -47,7 +47,11 @@ impl Verifier for VpiBehaviour {
 
     fn extract(&self, response: &str) -> Option<String> {
         let hit = response_words(response).contains(&self.word.as_str());
-        Some(if hit { self.word.clone() } else { String::new() })
+        Some(if hit {
+            self.word.clone()
+        } else {
+            String::new()
+        })
     }
 }
 
