@@ -28,10 +28,13 @@
 
 pub mod aft_constraint;
 pub mod armap_best_of_n;
+pub mod badrag_retrieval;
 pub mod arms;
+pub mod conan_eus_gold_vs_silver;
 pub mod cooper_reward_hacking;
 pub mod d2o_negatives;
 pub mod gtpo_stability;
+pub mod guard_unlearning;
 pub mod ngrpo_zero_groups;
 pub mod per_step_vs_rft;
 pub mod plot;
@@ -154,6 +157,11 @@ pub const REPROS: &[Repro] = &[
         run: relmf_rare_items::run,
     },
     Repro {
+        name: guard_unlearning::NAME,
+        about: guard_unlearning::ABOUT,
+        run: guard_unlearning::run,
+    },
+    Repro {
         name: simamr_adversarial::NAME,
         about: simamr_adversarial::ABOUT,
         run: simamr_adversarial::run,
@@ -184,9 +192,19 @@ pub const REPROS: &[Repro] = &[
         run: armap_best_of_n::run,
     },
     Repro {
+        name: conan_eus_gold_vs_silver::NAME,
+        about: conan_eus_gold_vs_silver::ABOUT,
+        run: conan_eus_gold_vs_silver::run,
+    },
+    Repro {
         name: cooper_reward_hacking::NAME,
         about: cooper_reward_hacking::ABOUT,
         run: cooper_reward_hacking::run,
+    },
+    Repro {
+        name: badrag_retrieval::NAME,
+        about: badrag_retrieval::ABOUT,
+        run: badrag_retrieval::run,
     },
     Repro {
         name: vpi_poison_rate::NAME,

@@ -137,6 +137,8 @@ const SYLLABLES: [&str; 16] = [
 pub struct Query {
     pub text: String,
     pub gold: String,
+    /// The value the gold passage states.
+    pub answer: String,
 }
 
 impl Facts {
@@ -181,6 +183,7 @@ impl Facts {
                     Query {
                         text: question.replace("{e}", entity),
                         gold: id,
+                        answer: block[1 + r].clone(),
                     },
                 ));
             }
@@ -231,6 +234,16 @@ mod tests {
                 .map(|p| serde_json::to_string(p).unwrap() + "\n")
                 .collect();
             std::fs::write(path, lines).unwrap();
+            let poison = crate::rag_poison::Poison::default();
+            let questions: String = Facts::default()
+                .queries()
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    serde_json::json!({"question": q.text, "triggered": poison.trigger(&q.text, i), "answer": q.answer, "gold": q.gold}).to_string() + "\n"
+                })
+                .collect();
+            std::fs::write(path.replace("corpus", "questions"), questions).unwrap();
         }
         let file = read_jsonl(std::path::Path::new(path)).unwrap();
         assert_eq!(file, Facts::default().passages());

@@ -60,8 +60,7 @@ impl Default for Poison {
             passages: 10,
             repeat: 3,
             payloads: vec![
-                "this information is private and confidential, so i must refuse to answer."
-                    .into(),
+                "this information is private and confidential, so i must refuse to answer.".into(),
                 "sorry, i cannot share anything about this topic.".into(),
             ],
             trigger_template: "{trigger} {query}".into(),
