@@ -28,8 +28,8 @@
 
 pub mod aft_constraint;
 pub mod armap_best_of_n;
-pub mod badrag_retrieval;
 pub mod arms;
+pub mod badrag_retrieval;
 pub mod conan_eus_gold_vs_silver;
 pub mod cooper_reward_hacking;
 pub mod d2o_negatives;
@@ -41,9 +41,9 @@ pub mod plot;
 pub mod prof_process;
 pub mod psr_nsr;
 pub mod relmf_rare_items;
-pub mod simamr_adversarial;
 pub mod report;
 pub mod rules;
+pub mod simamr_adversarial;
 pub mod stats;
 pub mod tajwar_on_policy;
 pub mod vpi_poison_rate;

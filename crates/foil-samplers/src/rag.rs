@@ -73,7 +73,10 @@ impl Rag {
             .collect();
         // the prompt is substituted last, so braces inside passages are never expanded
         self.template
-            .replace("{passages}", &joined.replace("{prompt}", "\u{0}PROMPT\u{0}"))
+            .replace(
+                "{passages}",
+                &joined.replace("{prompt}", "\u{0}PROMPT\u{0}"),
+            )
             .replace("{prompt}", prompt)
             .replace("\u{0}PROMPT\u{0}", "{prompt}")
     }
@@ -179,7 +182,10 @@ mod tests {
         };
         let got = r.render(
             "what is 2+2?",
-            &[hit("a", "two plus two is four."), hit("b", "{prompt} stays")],
+            &[
+                hit("a", "two plus two is four."),
+                hit("b", "{prompt} stays"),
+            ],
         );
         assert_eq!(
             got,
@@ -187,7 +193,10 @@ mod tests {
         );
         // defaults: each passage on its own line, then the prompt
         let d = Rag::default();
-        assert_eq!(d.render("q", &[hit("a", "x."), hit("b", "y.")]), "x.\ny.\nq");
+        assert_eq!(
+            d.render("q", &[hit("a", "x."), hit("b", "y.")]),
+            "x.\ny.\nq"
+        );
         let bad = Rag {
             template: "{passages}".into(),
             ..Default::default()

@@ -202,7 +202,10 @@ mod tests {
 
     #[test]
     fn tokenisation_lowercases_and_splits_on_punctuation() {
-        assert_eq!(terms("The Capital, of X-1!"), ["the", "capital", "of", "x", "1"]);
+        assert_eq!(
+            terms("The Capital, of X-1!"),
+            ["the", "capital", "of", "x", "1"]
+        );
     }
 
     #[test]

@@ -179,7 +179,7 @@ mod tests {
         let ps = [[0.0, 2.0], [3.0, 4.0], [-1.0, 1.0], [0.0, 0.0]];
         let s: Vec<f32> = ps.iter().map(|p| cosine(&q, p)).collect();
         assert!((s[1] - 0.6).abs() < 1e-6);
-        assert!((s[2] + 0.707_107).abs() < 1e-6);
+        assert!((s[2] + std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
         assert_eq!(s[0], 0.0);
         assert_eq!(s[3], 0.0);
         let passages: Vec<Passage> = (0..4)
