@@ -270,7 +270,8 @@ mod tests {
         let c = cosine(&embed("kelo"), &embed("kel"));
         assert!((c - 0.866_025).abs() < 1e-5, "{c}");
         // E(ke) = {^k, ke}: 2 / (2·√2) = 0.7071
-        assert!((cosine(&embed("kelo"), &embed("ke")) - 0.707_107).abs() < 1e-5);
+        let half_root2 = 2.0f32.sqrt() / 2.0; // 0.7071
+        assert!((cosine(&embed("kelo"), &embed("ke")) - half_root2).abs() < 1e-5);
         // no shared bigram
         assert_eq!(cosine(&embed("kelo"), &embed("abc")), 0.0);
         assert_eq!(trailing_word("A:ke"), "ke");
@@ -301,7 +302,8 @@ mod tests {
         //   ":": a separator, word "" → not scored (0)
         let mut z = vec![0.0, 1.0, 1.0, 1.0, 1.0];
         p.process(&[1], &mut z);
-        let want = [0.0, 1.0 - 0.707_107, 1.0 - 0.707_107, 1.0 - 1.414_214, 1.0];
+        let r = 2.0f32.sqrt(); // λ·0.3536 = √2/2, λ·0.7071 = √2
+        let want = [0.0, 1.0 - r / 2.0, 1.0 - r / 2.0, 1.0 - r, 1.0];
         for (g, w) in z.iter().zip(want) {
             assert!((g - w).abs() < 1e-5, "{z:?}");
         }
