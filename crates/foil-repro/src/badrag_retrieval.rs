@@ -244,16 +244,16 @@ mod tests {
             asr_clean: c,
             recall_clean: 1.0,
         };
-        // triggered 0.95, 0.85 → mean of (0.05, −0.05) = 0 ≥ 0 holds; clean 0.0, 0.3 →
+        // triggered 0.95, 0.90 → mean of (0.05, 0.00) = 0.025 ≥ 0 holds; clean 0.0, 0.3 →
         // mean of (0.1, −0.2) = −0.05 < 0 fails
-        let c = checks(&[m(0.95, 0.0), m(0.85, 0.3)], &[m(0.0, 0.0)], false);
+        let c = checks(&[m(0.95, 0.0), m(0.90, 0.3)], &[m(0.0, 0.0)], false);
         assert!(c[0].holds && c[0].gating);
         assert!(!c[1].holds && c[1].gating);
         assert!(!c[2].holds && !c[2].gating);
         assert!(c[3].holds && !c[3].gating);
         assert_eq!(c.len(), 4);
-        // quick: 1 is reported; 4 gates on triggered − clean per seed: 0.95, 0.55 > 0
-        let q = checks(&[m(0.95, 0.0), m(0.85, 0.3)], &[m(0.0, 0.0)], true);
+        // quick: 1 is reported; 4 gates on triggered − clean per seed: 0.95, 0.60 > 0
+        let q = checks(&[m(0.95, 0.0), m(0.90, 0.3)], &[m(0.0, 0.0)], true);
         assert!(!q[0].gating);
         assert!(q[4].holds && q[4].gating);
         let q = checks(&[m(0.2, 0.2)], &[m(0.0, 0.0)], true);
