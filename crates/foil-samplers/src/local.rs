@@ -388,6 +388,50 @@ mod tests {
     }
 
     #[test]
+    fn logit_processors_restrict_what_is_sampled() {
+        // forbid every single character but "7" (1-grams of the alphabet without it): only
+        // "7" and end-of-sequence remain, so every sampled token is one of them and its
+        // recorded probability is its share of the two (not of the full softmax)
+        let (model, task) = setup();
+        let others: String = foil_data::arithmetic::ALPHABET
+            .chars()
+            .filter(|c| *c != '7')
+            .collect();
+        let forbid = crate::ForbiddenSequences {
+            sequences: vec![others],
+            min_n: 1,
+            max_n: 1,
+            ..Default::default()
+        };
+        let s = Local {
+            n: 4,
+            max_tokens: 6,
+            logit_processors: LogitProcessors::new(vec![Box::new(forbid)]),
+            ..Default::default()
+        };
+        let tok = task.tokenizer.as_ref();
+        let seven = tok.encode("7").unwrap()[0];
+        let groups = s.sample(model.as_ref(), tok, &task.train, 3).unwrap();
+        let plain = Local {
+            n: 4,
+            max_tokens: 6,
+            ..Default::default()
+        };
+        let free = plain.sample(model.as_ref(), tok, &task.train, 3).unwrap();
+        assert_ne!(groups, free);
+        for c in groups.iter().flat_map(|g| &g.completions) {
+            for (&t, &lp) in c.tokens.iter().zip(&c.logprobs) {
+                assert!(t == seven || tok.is_eos(t), "{c:?}");
+                // a sampled token kept some mass
+                assert!(lp <= 0.0 && lp.is_finite());
+            }
+        }
+        // a processor list survives a recipe round trip
+        let back: Local = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
     fn stop_strings_end_a_completion() {
         let (model, task) = setup();
         // every character is a possible stop string, so each completion stops after
