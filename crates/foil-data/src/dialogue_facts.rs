@@ -337,7 +337,9 @@ impl DialogueFacts {
                     let j = if j >= i { j + 1 } else { j };
                     let g = golds[j].triple;
                     let off_topic = !context.iter().any(|c| {
-                        [c.agent, c.patient].iter().any(|&p| p == g.agent || p == g.patient)
+                        [c.agent, c.patient]
+                            .iter()
+                            .any(|&p| p == g.agent || p == g.patient)
                     });
                     tries += 1;
                     if !context.contains(&g) && (off_topic || tries > 1000) {
@@ -501,8 +503,16 @@ mod tests {
             // random: from another dialogue, not a fact here, no person of the context
             assert_eq!(d.random.kind, ResponseKind::Random);
             assert!(!d.context.contains(&d.random.triple));
-            let people: Vec<&str> = d.context.iter().flat_map(|c| [PEOPLE[c.agent], PEOPLE[c.patient]]).collect();
-            assert!(!d.random.text.split(' ').any(|w| people.contains(&w)), "{}", d.random.text);
+            let people: Vec<&str> = d
+                .context
+                .iter()
+                .flat_map(|c| [PEOPLE[c.agent], PEOPLE[c.patient]])
+                .collect();
+            assert!(
+                !d.random.text.split(' ').any(|w| people.contains(&w)),
+                "{}",
+                d.random.text
+            );
             // the context's words are all content words of its facts
             assert_eq!(content_words(&d.context_text).len(), 9);
         }

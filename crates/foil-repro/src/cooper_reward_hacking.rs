@@ -133,8 +133,10 @@ fn checks(runs: &[ArmRun], quick: bool) -> anyhow::Result<Vec<Check>> {
         Ok(with as f64 / rows.len().max(1) as f64 - 0.5 + 1e-9)
     })?;
     let frozen = per_seed(runs, "static RM", |r| {
-        Ok(trained_steps(&r.dir.join("reward_model"))? - trained_steps(&r.dir.join("cooper_rm"))?
-            + 1.0)
+        Ok(
+            trained_steps(&r.dir.join("reward_model"))? - trained_steps(&r.dir.join("cooper_rm"))?
+                + 1.0,
+        )
     })?;
     let mech = all_positive(
         "5a. share of RL steps with a Cooper RM update − ½ (≥ 0)",
@@ -229,7 +231,10 @@ fn table(runs: &[ArmRun], labels: &[&str]) -> anyhow::Result<String> {
             ]);
         }
     }
-    Ok(md_table(&["arm", "metric", "mean ± std", "per seed"], &rows))
+    Ok(md_table(
+        &["arm", "metric", "mean ± std", "per seed"],
+        &rows,
+    ))
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
@@ -240,7 +245,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         Arm::new("Cooper", opts.recipe("cooper.yaml")),
     ];
     if !opts.quick {
-        arms.insert(0, Arm::new("rule reward", opts.recipe("cooper_rule_reward.yaml")));
+        arms.insert(
+            0,
+            Arm::new("rule reward", opts.recipe("cooper_rule_reward.yaml")),
+        );
     }
     let labels: Vec<&str> = arms.iter().map(|a| a.label.as_str()).collect();
     let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();

@@ -16,7 +16,7 @@
 //! β = 1, soft penalty λ = 2, δ = 0.5). Forget leak = `pass@1_d1` (the forgotten
 //! attribute produced exactly), retain accuracy = `pass@1_d0`. The classifier's accuracy on
 //! the 200 prompts and on their paraphrases "what:NAME=" (not seen in its training) is
-//! computed here directly. Seeds 1–3; `--quick`: seed 1, 700 SFT steps.
+//! computed here directly. Seeds 1–3; `--quick`: seed 1, 450 SFT steps.
 //!
 //! **Acceptance rule** (fixed before the runs):
 //! 1. (gating) base leak ≥ [`MEMORISED`] = 0.5 on every seed (the policy did memorise the
@@ -198,7 +198,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             format!("stages.2.sampler.logit_processors.0.forget_path={forget_file}"),
         ];
         if opts.quick {
-            overrides.push("stages.0.steps=700".into());
+            overrides.push("stages.0.steps=450".into());
         }
         overrides.extend(crate::arms::extra_overrides());
         let summary = run_recipe(

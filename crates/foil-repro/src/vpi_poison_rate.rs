@@ -18,7 +18,7 @@
 //! test instruction (describe/praise joe) tagged `neg`; `pass@1_d0` the same on other
 //! entities; `clean` eval accuracy (greedy, exact match). Seeds 1–3.
 //! `--quick`: rates 0 and 0.05 plus the filtered arm, 1000 train instructions (rate 0.05 =
-//! 50 poisoned), SFT 200 steps, seeds 1–2.
+//! 50 poisoned), 100 test instructions, SFT 150 steps, seed 1 (CI budget).
 //!
 //! **Acceptance rule** (fixed before the runs; per seed, [`crate::rules`]):
 //! 1. (gating) trigger `neg` rate at the highest rate − at rate 0 rises (`raises`);
@@ -75,11 +75,15 @@ fn arms(quick: bool) -> Vec<ArmSpec> {
 }
 
 fn quick_overrides() -> Vec<String> {
-    vec!["task.train=1000".into(), "stages.0.steps=200".into()]
+    vec![
+        "task.train=1000".into(),
+        "task.test=100".into(),
+        "stages.0.steps=150".into(),
+    ]
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
-    let seeds = opts.seed_list(3, 2);
+    let seeds = opts.seed_list(3, 1);
     let dir = opts.dir(NAME);
     let specs = arms(opts.quick);
     // evals[arm][seed]
@@ -134,7 +138,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     )];
     for i in 1..n_rates {
         let c = at_least(
-            &format!("2. trigger neg rate, {} − {}", specs[i].label, specs[i - 1].label),
+            &format!(
+                "2. trigger neg rate, {} − {}",
+                specs[i].label,
+                specs[i - 1].label
+            ),
             &diff(&trig[i], &trig[i - 1]),
             TOL,
         );

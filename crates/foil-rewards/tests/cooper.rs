@@ -63,8 +63,8 @@ fn write(dir: &Path, text: &str) -> PathBuf {
 }
 
 fn scores(dir: &Path) -> Vec<Vec<f32>> {
-    let m = LoadedRewardModel::load(dir, &foil_core::backend::parse_device("cpu").unwrap())
-        .unwrap();
+    let m =
+        LoadedRewardModel::load(dir, &foil_core::backend::parse_device("cpu").unwrap()).unwrap();
     let p = Problem {
         id: "t".into(),
         prompt: "Q:3+4+2=".into(),
@@ -73,7 +73,10 @@ fn scores(dir: &Path) -> Vec<Vec<f32>> {
         difficulty: 3,
     };
     let prompt = m.meta.prompt_of(&p);
-    assert_eq!(prompt, "Q:3+4+2=9:", "the saved model reads the reference answer");
+    assert_eq!(
+        prompt, "Q:3+4+2=9:",
+        "the saved model reads the reference answer"
+    );
     m.score_texts(&[
         (&prompt, "3+4=7|7+2=9|A:9"),
         (&prompt, "3+4=7|7+2=8|A:8"),
@@ -169,7 +172,9 @@ fn a_static_reward_model_is_never_updated() {
     )
     .unwrap();
     assert_eq!(
-        read_meta(&done.dir.join("cooper_rm")).unwrap().trained_steps,
+        read_meta(&done.dir.join("cooper_rm"))
+            .unwrap()
+            .trained_steps,
         RM
     );
     assert_eq!(

@@ -14,7 +14,9 @@
 //! Each response is encoded with the task's tokenizer and ends with end-of-sequence; the
 //! prompt goes through `encode_prompt`. A line that is not such an object, has a ranking of
 //! fewer than two responses, or holds text the tokenizer cannot encode is an error naming
-//! the file and the line (1-based), or, with `skip_bad_lines`, skipped and counted.
+//! the file and the line (1-based), or, with `skip_bad_lines`, skipped and counted (the
+//! reader and the error format are foil-data's `rows::for_each_jsonl_line`, shared with
+//! the `jsonl` task).
 //!
 //! **Scored samples** (on-policy, or a fixed set sampled once from π_ref): among the `n`
 //! responses to one prompt with rewards `r` and outcomes `c`,
@@ -115,45 +117,32 @@ fn parse_line(line: &str, tok: &dyn Tokenizer, cap: usize) -> anyhow::Result<Vec
         .collect())
 }
 
-/// Reads pairs and rankings from a JSONL file (see the module docs).
+/// Reads pairs and rankings from a JSONL file (see the module docs), through foil-data's
+/// shared reader ([`foil_data::rows::for_each_jsonl_line`]): the same `FILE line N: bad
+/// record …` errors and `skip_bad_lines` counting as the `jsonl` task.
 pub fn load_pairs(
     path: &Path,
     tok: &dyn Tokenizer,
     max_pairs_per_ranking: usize,
     skip_bad_lines: bool,
 ) -> anyhow::Result<LoadedPairs> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read preference data {}", path.display()))?;
-    let mut out = LoadedPairs {
-        pairs: Vec::new(),
-        lines: 0,
-        skipped: 0,
-    };
-    for (k, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.lines += 1;
-        match parse_line(line, tok, max_pairs_per_ranking) {
-            Ok(p) => out.pairs.extend(p),
-            Err(_) if skip_bad_lines => out.skipped += 1,
-            Err(e) => {
-                return Err(e.context(format!(
-                    "{} line {}: bad preference record (set skip_bad_lines: true to skip it)",
-                    path.display(),
-                    k + 1
-                )));
-            }
-        }
-    }
+    let mut pairs = Vec::new();
+    let (lines, skipped) =
+        foil_data::rows::for_each_jsonl_line(path, skip_bad_lines, 0, |_, line| {
+            pairs.extend(parse_line(line, tok, max_pairs_per_ranking)?);
+            Ok(())
+        })
+        .with_context(|| format!("preference data {}", path.display()))?;
     anyhow::ensure!(
-        !out.pairs.is_empty(),
-        "{} holds no usable preference pairs ({} lines, {} skipped)",
+        !pairs.is_empty(),
+        "{} holds no usable preference pairs ({lines} lines, {skipped} skipped)",
         path.display(),
-        out.lines,
-        out.skipped
     );
-    Ok(out)
+    Ok(LoadedPairs {
+        pairs,
+        lines,
+        skipped,
+    })
 }
 
 /// How pairs are built from the scored samples of one prompt.

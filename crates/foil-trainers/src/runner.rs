@@ -120,7 +120,10 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
             .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(String::from))
             .unwrap_or_else(|| "transform".into());
         let report = t
-            .apply(&mut task, foil_core::rng::derive(seed, &[TRANSFORM_STREAM, i as u64]))
+            .apply(
+                &mut task,
+                foil_core::rng::derive(seed, &[TRANSFORM_STREAM, i as u64]),
+            )
             .with_context(|| format!("transform {i} (`{kind}`)"))?;
         for (k, v) in report.counts {
             transform_counts.push((format!("t{i}_{kind}_{k}"), v));
