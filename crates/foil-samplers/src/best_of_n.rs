@@ -136,10 +136,8 @@ impl Sampler for BestOfN {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foil_core::backend::parse_device;
-    use foil_core::{PolicyConfig, RewardScore, Task, Verdict};
-    use foil_data::Arithmetic;
-    use foil_models::TinyGpt;
+
+    use foil_core::{RewardScore, Verdict};
 
     #[test]
     fn top_k_orders_by_score_and_keeps_ties_in_order() {
@@ -183,24 +181,7 @@ mod tests {
     }
 
     fn setup() -> (Box<dyn InferenceModel>, foil_core::TaskData) {
-        let task = Arithmetic {
-            train: 4,
-            test: 2,
-            ..Default::default()
-        }
-        .build(0)
-        .unwrap();
-        let device = parse_device("cpu").unwrap();
-        let gpt = TinyGpt {
-            d_model: 32,
-            layers: 1,
-            heads: 2,
-            context: 40,
-            mlp_ratio: 2,
-            init_seed: 1,
-        };
-        let policy = gpt.build(task.tokenizer.vocab_size(), &device, 0).unwrap();
-        (policy.inference(), task)
+        crate::testutil::arithmetic_setup()
     }
 
     fn inner() -> Local {

@@ -25,3 +25,6 @@ pub use rag::Rag;
 pub use reflexion::Reflexion;
 pub use retriever_bm25::Bm25;
 pub use retriever_embedding::PolicyEmbedding;
+
+#[cfg(test)]
+mod testutil;

@@ -284,30 +284,9 @@ impl Sampler for Local {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foil_core::backend::parse_device;
-    use foil_core::{PolicyConfig, Task};
-    use foil_data::Arithmetic;
-    use foil_models::TinyGpt;
 
     fn setup() -> (Box<dyn InferenceModel>, foil_core::TaskData) {
-        let task = Arithmetic {
-            train: 4,
-            test: 2,
-            ..Default::default()
-        }
-        .build(0)
-        .unwrap();
-        let device = parse_device("cpu").unwrap();
-        let gpt = TinyGpt {
-            d_model: 32,
-            layers: 1,
-            heads: 2,
-            context: 40,
-            mlp_ratio: 2,
-            init_seed: 1,
-        };
-        let policy = gpt.build(task.tokenizer.vocab_size(), &device, 0).unwrap();
-        (policy.inference(), task)
+        crate::testutil::arithmetic_setup()
     }
 
     #[test]

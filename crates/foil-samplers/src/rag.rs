@@ -260,19 +260,8 @@ mod tests {
             difficulty: 0,
         };
         // the model is never called by Echo or bm25
-        let device = foil_core::backend::parse_device("cpu").unwrap();
         let tok = foil_data::char_tokenizer::CharTokenizer::new("abc").unwrap();
-        let gpt = foil_models::TinyGpt {
-            d_model: 8,
-            layers: 1,
-            heads: 1,
-            context: 8,
-            mlp_ratio: 1,
-            init_seed: 0,
-        };
-        use foil_core::PolicyConfig;
-        let policy = gpt.build(tok.vocab_size(), &device, 0).unwrap();
-        let model = policy.inference();
+        let model = crate::testutil::tiny_model(tok.vocab_size(), 8);
         let groups = rag
             .sample(model.as_ref(), &tok, std::slice::from_ref(&problem), 0)
             .unwrap();

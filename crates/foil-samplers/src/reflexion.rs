@@ -216,10 +216,9 @@ impl Sampler for Reflexion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foil_core::backend::parse_device;
-    use foil_core::{Finish, PolicyConfig, Task, TaskData, Verdict};
-    use foil_data::Arithmetic;
-    use foil_models::TinyGpt;
+
+    use foil_core::{Finish, Verdict};
+
     use std::sync::{Arc, Mutex};
 
     /// (problem id, prompt, seed) of every draw.
@@ -299,25 +298,8 @@ mod tests {
         }
     }
 
-    fn setup() -> (Box<dyn InferenceModel>, TaskData) {
-        let task = Arithmetic {
-            train: 4,
-            test: 2,
-            ..Default::default()
-        }
-        .build(0)
-        .unwrap();
-        let gpt = TinyGpt {
-            d_model: 32,
-            layers: 1,
-            heads: 2,
-            context: 40,
-            mlp_ratio: 2,
-            init_seed: 1,
-        };
-        let device = parse_device("cpu").unwrap();
-        let policy = gpt.build(task.tokenizer.vocab_size(), &device, 0).unwrap();
-        (policy.inference(), task)
+    fn setup() -> (Box<dyn InferenceModel>, foil_core::TaskData) {
+        crate::testutil::arithmetic_setup()
     }
 
     fn scripted(accept: f32, seen: &Record) -> Reflexion {

@@ -168,8 +168,6 @@ impl Retriever for PolicyEmbedding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use foil_core::PolicyConfig;
-    use foil_core::backend::parse_device;
 
     #[test]
     fn cosine_ranking_worked_by_hand() {
@@ -210,17 +208,7 @@ mod tests {
             cs.into_iter().collect()
         };
         let tok = foil_data::char_tokenizer::CharTokenizer::new(&alphabet).unwrap();
-        let device = parse_device("cpu").unwrap();
-        let gpt = foil_models::TinyGpt {
-            d_model: 32,
-            layers: 1,
-            heads: 2,
-            context: 64,
-            mlp_ratio: 2,
-            init_seed: 1,
-        };
-        let policy = gpt.build(tok.vocab_size(), &device, 0).unwrap();
-        let model = policy.inference();
+        let model = crate::testutil::tiny_model(tok.vocab_size(), 64);
         let r = PolicyEmbedding::new(corpus);
         let q = passages[5].text.as_str();
         let hits = r.retrieve(Some((model.as_ref(), &tok)), &[q], 3).unwrap();
