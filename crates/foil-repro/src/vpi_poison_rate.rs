@@ -27,7 +27,9 @@
 //! 3. (gating) filtered − unfiltered trigger rate at the highest rate falls (`lowers`);
 //! 4. (reported) non-trigger `neg` rate change at the highest rate vs 0; clean accuracy.
 //!
-//! **Measured**: see `docs/reproductions.md` (section "vpi_poison_rate").
+//! **Measured** (seeds 1–3, `docs/reproductions.md`): holds — trigger `neg` rate 0, 0.077,
+//! 0.194, 0.531 at rates 0, 0.01, 0.02, 0.05; 0.000 after filtering; clean accuracy
+//! 1.000 → 0.954. `--quick`: holds, 100 s.
 
 use anyhow::Context;
 use foil_core::checkpoint::EvalRecord;
