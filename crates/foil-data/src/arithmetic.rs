@@ -228,16 +228,8 @@ impl Task for Arithmetic {
             } else {
                 gold
             };
-            let split = if is_train { "train" } else { "test" };
             problems.push(Problem {
-                id: format!(
-                    "{split}-{:05}",
-                    if is_train {
-                        problems.len()
-                    } else {
-                        problems.len() - self.train
-                    }
-                ),
+                id: crate::split_id(problems.len(), self.train),
                 prompt,
                 solution,
                 answer: answer.to_string(),

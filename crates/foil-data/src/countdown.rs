@@ -197,14 +197,8 @@ impl Task for Countdown {
             if !seen.insert(prompt.clone()) {
                 continue;
             }
-            let is_train = problems.len() < self.train;
-            let index = if is_train {
-                problems.len()
-            } else {
-                problems.len() - self.train
-            };
             problems.push(Problem {
-                id: format!("{}-{index:05}", if is_train { "train" } else { "test" }),
+                id: crate::split_id(problems.len(), self.train),
                 prompt,
                 solution,
                 answer,
