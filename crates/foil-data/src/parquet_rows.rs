@@ -2,8 +2,8 @@
 //! other reader of records: each row becomes the JSON object the JSONL path would read
 //! (`parquet::record::Row::to_json_value`, the `parquet` crate without arrow), located as
 //! `FILE row N` (1-based across row groups), with null top-level fields left out (as a
-//! missing key in JSONL). Also a small writer of string tables, which makes the sample
-//! files in `data-samples/` from their JSONL twins.
+//! missing key in JSONL). Also a small writer of string and string-list tables, which
+//! makes the sample files in `data-samples/` from their JSONL twins.
 
 use std::fs::File;
 use std::path::Path;
@@ -93,25 +93,45 @@ pub fn read_parquet(
 }
 
 /// Writes JSON objects as a one-row-group, snappy-compressed Parquet file with one
-/// optional UTF-8 string column per key (in order of first appearance); a key missing from
-/// a record is a null. Only strings are written (enough for the GSM8K and MATH shapes);
+/// column per key (in order of first appearance): an optional UTF-8 string column, or,
+/// for a key that holds an array in any record, a list of strings in Parquet's standard
+/// three-level `LIST` layout (what pyarrow and HF datasets write for `list<string>`,
+/// e.g. the `responses` of a ranking). A key missing from a record is a null. Strings and
+/// arrays of strings are written (enough for the GSM8K, MATH, pair and ranking shapes);
 /// anything else is an error naming the record (0-based) and key.
-pub fn write_string_table(path: &Path, records: &[Map<String, Value>]) -> anyhow::Result<()> {
-    let mut keys: Vec<String> = Vec::new();
+pub fn write_table(path: &Path, records: &[Map<String, Value>]) -> anyhow::Result<()> {
+    let mut keys: Vec<(String, bool)> = Vec::new();
     for r in records {
-        for k in r.keys() {
-            if !keys.contains(k) {
-                keys.push(k.clone());
+        for (k, v) in r {
+            match keys.iter_mut().find(|(name, _)| name == k) {
+                Some((_, list)) => *list |= v.is_array(),
+                None => keys.push((k.clone(), v.is_array())),
             }
         }
     }
     ensure!(!keys.is_empty(), "no fields to write");
+    let string = |name: &str, repetition| {
+        Type::primitive_type_builder(name, PhysicalType::BYTE_ARRAY)
+            .with_repetition(repetition)
+            .with_logical_type(Some(LogicalType::String))
+            .build()
+            .map(Arc::new)
+    };
     let fields = keys
         .iter()
-        .map(|k| {
-            Type::primitive_type_builder(k, PhysicalType::BYTE_ARRAY)
+        .map(|(k, list)| {
+            if !list {
+                return string(k, Repetition::OPTIONAL);
+            }
+            // optional group k (LIST) { repeated group list { optional binary element } }
+            let list_group = Type::group_type_builder("list")
+                .with_repetition(Repetition::REPEATED)
+                .with_fields(vec![string("element", Repetition::OPTIONAL)?])
+                .build()?;
+            Type::group_type_builder(k)
                 .with_repetition(Repetition::OPTIONAL)
-                .with_logical_type(Some(LogicalType::String))
+                .with_logical_type(Some(LogicalType::List))
+                .with_fields(vec![Arc::new(list_group)])
                 .build()
                 .map(Arc::new)
         })
@@ -129,21 +149,55 @@ pub fn write_string_table(path: &Path, records: &[Map<String, Value>]) -> anyhow
     let file = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut w = SerializedFileWriter::new(file, schema, props)?;
     let mut rg = w.next_row_group()?;
-    for k in &keys {
-        let (mut values, mut defs) = (Vec::new(), Vec::new());
+    for (k, list) in &keys {
+        // definition levels: a string column has 0 = null, 1 = value; a list column has
+        // 0 = null list, 1 = empty list, 2 = null element, 3 = element; repetition level
+        // 0 starts a row, 1 continues its list
+        let (mut values, mut defs, mut reps) = (Vec::new(), Vec::new(), Vec::new());
         for (i, r) in records.iter().enumerate() {
-            match r.get(k) {
-                None | Some(Value::Null) => defs.push(0),
-                Some(Value::String(s)) => {
+            let bad = |v: &Value| {
+                let what = if *list {
+                    "strings or arrays of strings"
+                } else {
+                    "strings"
+                };
+                anyhow::anyhow!("record {i}, field {k:?}: only {what} are written, got {v}")
+            };
+            match (r.get(k), list) {
+                (None | Some(Value::Null), _) => {
+                    defs.push(0);
+                    reps.push(0);
+                }
+                (Some(Value::String(s)), false) => {
                     defs.push(1);
                     values.push(ByteArray::from(s.as_str()));
                 }
-                Some(v) => bail!("record {i}, field {k:?}: only strings are written, got {v}"),
+                (Some(Value::Array(items)), true) => {
+                    if items.is_empty() {
+                        defs.push(1);
+                        reps.push(0);
+                    }
+                    for (j, item) in items.iter().enumerate() {
+                        reps.push(if j == 0 { 0 } else { 1 });
+                        match item {
+                            Value::Null => defs.push(2),
+                            Value::String(s) => {
+                                defs.push(3);
+                                values.push(ByteArray::from(s.as_str()));
+                            }
+                            v => return Err(bad(v)),
+                        }
+                    }
+                }
+                (Some(v), _) => return Err(bad(v)),
             }
         }
         let mut col = rg.next_column()?.context("the schema ran out of columns")?;
-        col.typed::<ByteArrayType>()
-            .write_batch(&values, Some(&defs), None)?;
+        col.typed::<ByteArrayType>().write_batch(
+            &values,
+            Some(&defs),
+            list.then_some(reps.as_slice()),
+        )?;
         col.close()?;
     }
     rg.close()?;
@@ -151,7 +205,8 @@ pub fn write_string_table(path: &Path, records: &[Map<String, Value>]) -> anyhow
     Ok(())
 }
 
-/// Converts a JSONL file of objects with string fields to Parquet ([`write_string_table`]).
+/// Converts a JSONL file of objects with string (or string-array) fields to Parquet
+/// ([`write_table`]).
 pub fn write_jsonl_as_parquet(jsonl: &Path, out: &Path) -> anyhow::Result<usize> {
     let mut rows = Vec::new();
     crate::rows::for_each_jsonl_line(jsonl, false, 0, |_, line| {
@@ -161,7 +216,7 @@ pub fn write_jsonl_as_parquet(jsonl: &Path, out: &Path) -> anyhow::Result<usize>
         }
         Ok(())
     })?;
-    write_string_table(out, &rows)?;
+    write_table(out, &rows)?;
     Ok(rows.len())
 }
 
@@ -180,7 +235,7 @@ mod tests {
 
     #[test]
     fn committed_samples_match_their_jsonl() {
-        for s in ["gsm8k_sample", "math_sample"] {
+        for s in ["gsm8k_sample", "math_sample", "pref_arith_pairs"] {
             let from_jsonl: Vec<_> = crate::rows::read_jsonl(
                 Path::new(&samples(&format!("{s}.jsonl"))),
                 false,
@@ -213,7 +268,7 @@ mod tests {
     fn rows_are_numbered_nulls_dropped_and_bad_rows_located_or_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
-        write_string_table(
+        write_table(
             &path,
             &[
                 obj(serde_json::json!({"q": "a", "a": "1"})),
@@ -258,9 +313,44 @@ mod tests {
     }
 
     #[test]
+    fn list_columns_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.parquet");
+        let rows = [
+            obj(serde_json::json!({"prompt": "q1", "responses": ["a", "b", "c"]})),
+            obj(serde_json::json!({"prompt": "q2", "chosen": "x", "rejected": "y"})),
+            obj(serde_json::json!({"prompt": "q3", "responses": []})),
+            obj(serde_json::json!({"prompt": "q4", "responses": ["d", null]})),
+        ];
+        write_table(&path, &rows).unwrap();
+        let r = read_parquet(&path, false, 0, &mut |_| Ok(())).unwrap();
+        let got: Vec<Value> = r
+            .records
+            .into_iter()
+            .map(|r| Value::Object(r.fields))
+            .collect();
+        // row 2 has no responses (null list → left out) and rows 1, 3, 4 no chosen or
+        // rejected; the lists keep their order, emptiness and null element
+        assert_eq!(
+            got,
+            [
+                serde_json::json!({"prompt": "q1", "responses": ["a", "b", "c"]}),
+                serde_json::json!({"prompt": "q2", "chosen": "x", "rejected": "y"}),
+                serde_json::json!({"prompt": "q3", "responses": []}),
+                serde_json::json!({"prompt": "q4", "responses": ["d", null]}),
+            ]
+        );
+        let e = write_table(&path, &[obj(serde_json::json!({"responses": ["a", 3]}))]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("record 0, field \"responses\": only strings or arrays"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
     fn writer_rejects_non_strings() {
         let dir = tempfile::tempdir().unwrap();
-        let e = write_string_table(
+        let e = write_table(
             &dir.path().join("x.parquet"),
             &[obj(serde_json::json!({"q": "a", "n": 3}))],
         )

@@ -57,7 +57,7 @@ impl Task for Parquet {
 mod tests {
     use super::*;
     use crate::jsonl_task::Jsonl;
-    use crate::parquet_rows::{write_jsonl_as_parquet, write_string_table};
+    use crate::parquet_rows::{write_jsonl_as_parquet, write_table};
     use crate::rows::AnswerExtract;
     use serde_json::{Map, Value};
     use std::path::Path;
@@ -72,11 +72,11 @@ mod tests {
     }
 
     /// The committed samples: regenerate with
-    /// `cargo test -p foil-data --features parquet -- --ignored write_parquet_samples`.
+    /// `cargo test -p foil-data -- --ignored write_parquet_samples`.
     #[test]
     #[ignore]
     fn write_parquet_samples() {
-        for s in ["gsm8k_sample", "math_sample"] {
+        for s in ["gsm8k_sample", "math_sample", "pref_arith_pairs"] {
             let n = write_jsonl_as_parquet(
                 Path::new(&samples(&format!("{s}.jsonl"))),
                 Path::new(&samples(&format!("{s}.parquet"))),
@@ -135,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.parquet");
         // row 2 has a null answer, row 3 an answer without "####"
-        write_string_table(
+        write_table(
             &path,
             &[
                 obj(serde_json::json!({"question": "a", "answer": "#### 1"})),

@@ -1,5 +1,5 @@
-//! Preference pairs for the `preference` stage: read from JSONL files, or built from
-//! scored samples.
+//! Preference pairs for the `preference` stage: read from JSONL or Parquet files, or built
+//! from scored samples.
 //!
 //! **JSONL** (one object per line; blank lines are ignored):
 //!
@@ -17,6 +17,10 @@
 //! the file and the line (1-based), or, with `skip_bad_lines`, skipped and counted (the
 //! reader and the error format are foil-data's `rows::for_each_jsonl_line`, shared with
 //! the `jsonl` task).
+//!
+//! **Parquet** (`.parquet`, e.g. a Hugging Face preference dataset's shard): one row per
+//! pair or ranking with the same column names, `responses` a `list<string>`; errors name
+//! `FILE row N` (foil-data's `parquet_rows`, shared with the `parquet` task).
 //!
 //! **Scored samples** (on-policy, or a fixed set sampled once from π_ref): among the `n`
 //! responses to one prompt with rewards `r` and outcomes `c`,
@@ -88,7 +92,10 @@ fn response(tok: &dyn Tokenizer, text: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 fn parse_line(line: &str, tok: &dyn Tokenizer, cap: usize) -> anyhow::Result<Vec<EncodedPair>> {
-    let l: Line = serde_json::from_str(line)?;
+    encode_line(serde_json::from_str(line)?, tok, cap)
+}
+
+fn encode_line(l: Line, tok: &dyn Tokenizer, cap: usize) -> anyhow::Result<Vec<EncodedPair>> {
     let prompt = tok.encode_prompt(&l.prompt).context("prompt")?;
     let texts: Vec<String> = match (l.chosen, l.rejected, l.responses) {
         (Some(c), Some(r), None) => vec![c, r],
@@ -117,9 +124,11 @@ fn parse_line(line: &str, tok: &dyn Tokenizer, cap: usize) -> anyhow::Result<Vec
         .collect())
 }
 
-/// Reads pairs and rankings from a JSONL file (see the module docs), through foil-data's
-/// shared reader ([`foil_data::rows::for_each_jsonl_line`]): the same `FILE line N: bad
-/// record …` errors and `skip_bad_lines` counting as the `jsonl` task.
+/// Reads pairs and rankings from a JSONL file, or from a Parquet file (`.parquet`: the
+/// same fields as columns, `responses` a list of strings) (see the module docs), through
+/// foil-data's shared readers ([`foil_data::rows::for_each_jsonl_line`],
+/// [`foil_data::parquet_rows::for_each_parquet_row`]): the same `FILE line N: …` /
+/// `FILE row N: …` errors and `skip_bad_lines` counting as the `jsonl` and `parquet` tasks.
 pub fn load_pairs(
     path: &Path,
     tok: &dyn Tokenizer,
@@ -127,12 +136,20 @@ pub fn load_pairs(
     skip_bad_lines: bool,
 ) -> anyhow::Result<LoadedPairs> {
     let mut pairs = Vec::new();
-    let (lines, skipped) =
+    let parquet = path.extension().is_some_and(|e| e == "parquet");
+    let (lines, skipped) = if parquet {
+        foil_data::parquet_rows::for_each_parquet_row(path, skip_bad_lines, 0, |_, fields| {
+            let l: Line = serde_json::from_value(serde_json::Value::Object(fields))?;
+            pairs.extend(encode_line(l, tok, max_pairs_per_ranking)?);
+            Ok(())
+        })
+    } else {
         foil_data::rows::for_each_jsonl_line(path, skip_bad_lines, 0, |_, line| {
             pairs.extend(parse_line(line, tok, max_pairs_per_ranking)?);
             Ok(())
         })
-        .with_context(|| format!("preference data {}", path.display()))?;
+    }
+    .with_context(|| format!("preference data {}", path.display()))?;
     anyhow::ensure!(
         !pairs.is_empty(),
         "{} holds no usable preference pairs ({lines} lines, {skipped} skipped)",
@@ -308,6 +325,52 @@ mod tests {
         std::fs::write(&path, "{\"prompt\":\"q\",\"chosen\":\"a\"}\n").unwrap();
         let e = format!("{:#}", load_pairs(&path, &Words, 0, false).unwrap_err());
         assert!(e.contains("line 1") && e.contains("expected"), "{e}");
+    }
+
+    #[test]
+    fn parquet_pairs_and_rankings_match_their_jsonl_twin() {
+        // data-samples/pref_arith_pairs.parquet is written from the .jsonl by foil-data's
+        // write_parquet_samples (pairs as string columns, rankings as list<string>)
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data-samples");
+        let task = foil_core::Task::build(&foil_data::Arithmetic::default(), 0).unwrap();
+        let tok = task.tokenizer.as_ref();
+        let j = load_pairs(&root.join("pref_arith_pairs.jsonl"), tok, 0, false).unwrap();
+        let p = load_pairs(&root.join("pref_arith_pairs.parquet"), tok, 0, false).unwrap();
+        // 24 lines: 18 pairs + 6 rankings; the same encoded pairs in the same order
+        assert_eq!((p.lines, p.skipped), (24, 0));
+        assert!(j.pairs.len() > 24);
+        assert_eq!(p, j);
+        // the same rows written by pyarrow (scripts/parquet/write_pyarrow_pairs.py: two row
+        // groups, dictionary encoding, data page v2)
+        let a = load_pairs(
+            &root.join("pref_arith_pairs_pyarrow.parquet"),
+            tok,
+            0,
+            false,
+        )
+        .unwrap();
+        assert_eq!(a, j);
+
+        // a ranking of one response at row 2: located by row, or skipped and counted
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.parquet");
+        let row = |v: serde_json::Value| match v {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        foil_data::parquet_rows::write_table(
+            &bad,
+            &[
+                row(serde_json::json!({"prompt": "q", "responses": ["a", "b"]})),
+                row(serde_json::json!({"prompt": "q", "responses": ["a"]})),
+            ],
+        )
+        .unwrap();
+        let e = format!("{:#}", load_pairs(&bad, &Words, 0, false).unwrap_err());
+        assert!(e.contains("bad.parquet row 2"), "{e}");
+        assert!(e.contains("at least two responses"), "{e}");
+        let l = load_pairs(&bad, &Words, 0, true).unwrap();
+        assert_eq!((l.pairs.len(), l.lines, l.skipped), (1, 2, 1));
     }
 
     #[test]
