@@ -5,7 +5,7 @@
 //! | `run RECIPE [foil run args…]` | builds and runs `foil run` (dev profile, dependencies optimised) |
 //! | `check RECIPE` / `list` | `foil check` / `foil list` |
 //! | `test` | `cargo test --workspace` (what `.ci/run` calls) |
-//! | `bench` | the criterion benches, then one table of their medians and ratios |
+//! | `bench [--python PATH] [--versus]` | the criterion benches, then one table of their medians and ratios; with a Python with torch (`--python` / `FOIL_TORCH_PYTHON`) the PyTorch / TRL references of `scripts/bench/` side by side (`docs/benchmarks.md`) |
 //! | `ci` | fmt check, clippy with warnings denied, tests, a shortened quickstart, and `repro --quick` |
 //! | `fetch TARGET [--force]` | downloads a model or data set into `models/` or `data/` (see [`FETCH_TARGETS`]) |
 //! | `repro [NAME…] [--quick] [--seeds N] [--out DIR] [--set K=V]…` | reproduction checks (`foil-repro`): every one without a name; exits non-zero when a claim does not hold |
@@ -55,12 +55,42 @@ fn test() -> anyhow::Result<()> {
     status(c)
 }
 
-/// Runs the criterion benches and prints one table from their estimates.
+/// Runs the criterion benches and prints one table from their estimates. With
+/// `--python PATH` (or `FOIL_TORCH_PYTHON`) naming a Python with torch, the PyTorch / TRL
+/// reference scripts in `scripts/bench/` run right after foil's benches, in the same
+/// invocation, and a second table compares them against the targets of issue 7
+/// (`docs/benchmarks.md`). `--versus` runs only the three compared benches.
 fn bench(extra: &[String]) -> anyhow::Result<()> {
+    let mut python = std::env::var("FOIL_TORCH_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let mut versus_only = false;
+    let mut rest = Vec::new();
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--python" => {
+                python = Some(
+                    args.next()
+                        .context("--python needs a path to a Python with torch")?
+                        .clone(),
+                )
+            }
+            "--versus" => versus_only = true,
+            _ => rest.push(a.clone()),
+        }
+    }
+    let started = std::time::SystemTime::now();
+    println!("load before: {}", load_average());
     let mut c = cargo();
     // the dev profile (dependencies at opt-level 3) is what runs and tests use: no second build
-    c.args(["bench", "--profile", "dev", "--package", "foil-benches"])
-        .args(extra);
+    c.args(["bench", "--profile", "dev", "--package", "foil-benches"]);
+    if versus_only {
+        for (bench, _, _) in VERSUS {
+            c.args(["--bench", bench]);
+        }
+    }
+    c.args(&rest);
     status(c)?;
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -88,6 +118,162 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
             println!("{base}: flex is {:.2}× ndarray's speed", nd / ns);
         }
     }
+    versus(&dir, &rows, python.as_deref(), started)
+}
+
+/// The compared benches: (cargo bench name, criterion id, reference script).
+const VERSUS: [(&str, &str, &str); 3] = [
+    (
+        "train_step",
+        "train_step/tiny_gpt_d256",
+        "torch_train_step.py",
+    ),
+    (
+        "generation_base",
+        "generation_base/tiny_gpt_d256",
+        "torch_generate.py",
+    ),
+    (
+        "grpo_step",
+        "grpo_step/qwen2_trl_config",
+        "trl_grpo_step.py",
+    ),
+];
+
+/// `/proc/loadavg`'s three load averages, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Runs one reference script and returns its last JSON line.
+fn reference(python: &str, script: &str) -> anyhow::Result<serde_json::Value> {
+    let path = root().join("scripts/bench").join(script);
+    eprintln!("running {python} {}", path.display());
+    let out = Command::new(python)
+        .arg(&path)
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .with_context(|| format!("starting {python} {}", path.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{script} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"bench\""))
+        .with_context(|| format!("{script} printed no JSON result line"))?;
+    serde_json::from_str(line).with_context(|| format!("{script}'s result line: {line}"))
+}
+
+/// The side-by-side table: foil's medians of this run against the reference scripts'.
+fn versus(
+    dir: &Path,
+    rows: &[Row],
+    python: Option<&str>,
+    started: std::time::SystemTime,
+) -> anyhow::Result<()> {
+    // only estimates written by this invocation count
+    let fresh = |id: &str| -> Option<f64> {
+        let est = dir.join(id).join("new/estimates.json");
+        let modified = std::fs::metadata(&est).and_then(|m| m.modified()).ok()?;
+        (modified >= started)
+            .then(|| rows.iter().find(|r| r.0 == id).map(|r| r.1))
+            .flatten()
+    };
+    let foil: Vec<Option<f64>> = VERSUS.iter().map(|(_, id, _)| fresh(id)).collect();
+    let Some(python) = python else {
+        println!(
+            "\nreferences skipped: no Python with torch named (set FOIL_TORCH_PYTHON or pass \
+             --python PATH); scripts in scripts/bench/"
+        );
+        return Ok(());
+    };
+    let mut refs = Vec::new();
+    for (i, (_, _, script)) in VERSUS.iter().enumerate() {
+        refs.push(if foil[i].is_some() {
+            match reference(python, script) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!("reference {script}: {e:#}");
+                    None
+                }
+            }
+        } else {
+            None
+        });
+    }
+    println!("load after: {}", load_average());
+    let gen_tokens = 16.0 * 64.0;
+    // (measure, foil value, reference value, unit, foil's speed ÷ the reference's, target)
+    let mut table = Vec::new();
+    let fmt = |x: Option<f64>, unit: &str| {
+        x.map(|v| format!("{v:.1} {unit}"))
+            .unwrap_or_else(|| "not run".into())
+    };
+    let train_ref = refs[0].as_ref().and_then(|v| v["ms_per_step"].as_f64());
+    let train_foil = foil[0].map(|ns| ns / 1e6);
+    table.push((
+        "train step (tiny_gpt d256 L4, 16×128, AdamW) vs PyTorch",
+        fmt(train_foil, "ms"),
+        fmt(train_ref, "ms"),
+        train_foil.zip(train_ref).map(|(f, r)| r / f),
+        1.0,
+    ));
+    let gen_ref = refs[1].as_ref().and_then(|v| v["tokens_per_s"].as_f64());
+    let gen_foil = foil[1].map(|ns| gen_tokens / (ns / 1e9));
+    table.push((
+        "generation, KV cache (16 × 64+64 tokens) vs PyTorch eager loop",
+        fmt(gen_foil, "tok/s"),
+        fmt(gen_ref, "tok/s"),
+        gen_foil.zip(gen_ref).map(|(f, r)| f / r),
+        2.0,
+    ));
+    let grpo_ref = refs[2]
+        .as_ref()
+        .and_then(|v| v["median_s"].as_f64())
+        .map(|s| s * 1e3);
+    let grpo_foil = foil[2].map(|ns| ns / 1e6);
+    table.push((
+        "GRPO step (Qwen2 128×4, 2×8 completions ≤16 tokens, β 0.04) vs TRL",
+        fmt(grpo_foil, "ms"),
+        fmt(grpo_ref, "ms"),
+        grpo_foil.zip(grpo_ref).map(|(f, r)| r / f),
+        3.0,
+    ));
+    println!("\n| measure | foil | reference | foil's speed ÷ reference's | target | met |");
+    println!("|---|---|---|---|---|---|");
+    for (what, f, r, ratio, target) in &table {
+        let (ratio, met) = match ratio {
+            Some(x) => (
+                format!("{x:.2}×"),
+                if *x >= *target { "met" } else { "not met" },
+            ),
+            None => ("—".into(), "not measured"),
+        };
+        println!("| {what} | {f} | {r} | {ratio} | ≥ {target:.0}× | {met} |");
+    }
+    let raw: serde_json::Value = serde_json::json!({
+        "foil_ns": VERSUS.iter().zip(&foil).map(|((_, id, _), v)| (id.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "reference": VERSUS.iter().zip(&refs).map(|((_, _, s), v)| (s.to_string(), v.clone().unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
+    });
+    let out = dir.join("versus.json");
+    std::fs::write(&out, serde_json::to_vec_pretty(&raw)?)?;
+    println!("raw numbers: {}", out.display());
     Ok(())
 }
 
