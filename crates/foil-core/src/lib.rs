@@ -14,6 +14,7 @@ pub mod backend;
 pub mod batch;
 pub mod checkpoint;
 pub mod error;
+pub mod grad_sync;
 pub mod metrics;
 pub mod parts;
 pub mod policy;

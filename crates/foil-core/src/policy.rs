@@ -74,6 +74,20 @@ pub trait Policy: Send {
     fn forward(&self, input: &SeqInput) -> Tensor<B, 3>;
     /// Back-propagates `loss`, applies one optimizer step with learning rate `lr`.
     fn step(&mut self, loss: Tensor<B, 1>, lr: f64) -> anyhow::Result<()>;
+    /// Data-parallel step: back-propagates this replica's `loss`, replaces every gradient
+    /// by its mean over the replicas through `sync` (same parameters in the same order on
+    /// every replica), then applies the same optimizer step as [`Policy::step`].
+    fn step_synced(
+        &mut self,
+        _loss: Tensor<B, 1>,
+        _lr: f64,
+        _sync: &mut dyn crate::grad_sync::GradientSync,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "policy {} does not support data-parallel training",
+            std::any::type_name::<Self>()
+        )
+    }
     /// Replaces the optimizer (and its state) with a fresh one.
     fn reset_optimizer(&mut self, config: &OptimizerConfig);
     /// A gradient-free snapshot of the current weights on the inner device.

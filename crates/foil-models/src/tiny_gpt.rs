@@ -321,6 +321,15 @@ impl Policy for TinyGptPolicy {
         Ok(())
     }
 
+    fn step_synced(
+        &mut self,
+        loss: Tensor<FB, 1>,
+        lr: f64,
+        sync: &mut dyn foil_core::grad_sync::GradientSync,
+    ) -> anyhow::Result<()> {
+        trainable::step_synced(&mut self.model, &mut self.optim, loss, lr, sync)
+    }
+
     fn reset_optimizer(&mut self, config: &OptimizerConfig) {
         self.optim = trainable::adamw(config);
     }

@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use anyhow::Context;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use foil_core::backend::{B as FB, Device, inner_device};
+use foil_core::grad_sync::GradientSync;
 use foil_core::policy::OptimizerConfig;
 
 /// A model with its AdamW state, as the policies hold them.
@@ -48,6 +49,89 @@ pub fn step<M: AutodiffModule<FB>>(
 ) -> M {
     let grads = GradientsParams::from_grads::<FB, _>(loss.backward(), &model);
     optim.step(lr, model, grads)
+}
+
+/// Data-parallel half of a step: back-propagates this replica's `loss` and replaces each
+/// gradient by its mean over the replicas through `sync` (then the caller applies the
+/// optimizer step with the result, as [`step`] does).
+///
+/// Parameters are visited in the module's fixed field order, identical on every replica
+/// built from the same config. Each trainable parameter's gradient is removed, flattened to
+/// 1-D, all-reduced, reshaped and registered back; a trainable parameter without a gradient
+/// on this shard (its loss does not reach it, e.g. an unused token embedding row keeps one,
+/// but a whole unused tensor does not) contributes zeros, so every replica reduces the same
+/// tensors. Parameters that take no gradients (LoRA base weights, `no_grad`) are skipped on
+/// every replica alike.
+pub fn synced_grads<M: AutodiffModule<FB>>(
+    model: &M,
+    loss: Tensor<FB, 1>,
+    sync: &mut dyn GradientSync,
+) -> anyhow::Result<GradientsParams> {
+    struct Reduce<'a> {
+        grads: GradientsParams,
+        sync: &'a mut dyn GradientSync,
+        error: Option<anyhow::Error>,
+    }
+    impl ModuleVisitor<FB> for Reduce<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<FB, D>>) {
+            if self.error.is_some() {
+                return;
+            }
+            let value = param.val();
+            if !value.is_require_grad() {
+                return;
+            }
+            let dims = value.dims();
+            let n = dims.iter().product::<usize>();
+            let grad = match self.grads.remove::<FB, D>(param.id) {
+                Some(g) => g.reshape([n]),
+                None => Tensor::<FB, 1>::zeros([n], &inner_device(&value.device())),
+            };
+            match self.sync.all_reduce_mean(grad) {
+                Ok(mean) => self
+                    .grads
+                    .register::<FB, D>(param.id, mean.reshape(dims)),
+                Err(e) => {
+                    self.error = Some(e.context(format!(
+                        "all-reducing the gradient of a parameter of shape {dims:?}"
+                    )))
+                }
+            }
+        }
+    }
+    let grads = GradientsParams::from_grads::<FB, _>(loss.backward(), model);
+    let mut visitor = Reduce {
+        grads,
+        sync,
+        error: None,
+    };
+    model.visit(&mut visitor);
+    match visitor.error {
+        Some(e) => Err(e),
+        None => Ok(visitor.grads),
+    }
+}
+
+/// One data-parallel optimizer step of the model in `slot`: [`synced_grads`], then the same
+/// AdamW step as [`step`]. On an error the model stays in `slot`, unchanged.
+pub fn step_synced<M: AutodiffModule<FB>>(
+    slot: &mut Option<M>,
+    optim: &mut Adam<M>,
+    loss: Tensor<FB, 1>,
+    lr: f64,
+    sync: &mut dyn GradientSync,
+) -> anyhow::Result<()> {
+    let model = slot.take().context("no model present")?;
+    match synced_grads(&model, loss, sync) {
+        Ok(grads) => {
+            *slot = Some(optim.step(lr, model, grads));
+            Ok(())
+        }
+        Err(e) => {
+            *slot = Some(model);
+            Err(e)
+        }
+    }
 }
 
 /// Writes `model`'s weights and the optimizer state into `dir`.
@@ -97,4 +181,131 @@ pub fn causal_bias<B: Backend>(key_bias: Tensor<B, 4>, device: &B::Device) -> Te
         .collect();
     Tensor::<B, 2>::from_data(TensorData::new(causal, [t, t]), device).reshape([1, 1, t, t])
         + key_bias
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiny_gpt::{TinyGpt, TinyGptModel};
+    use burn::module::{Module, ParamId};
+    use foil_core::backend::{materialize, parse_device, train_device, with_seed};
+    use foil_core::batch::{SeqBatch, to_vec, token_logprobs};
+    use foil_core::grad_sync::ThreadAllReduce;
+
+    /// Every float parameter's id, in visiting order.
+    fn param_ids(model: &TinyGptModel<FB>) -> Vec<ParamId> {
+        struct Ids(Vec<ParamId>);
+        impl ModuleVisitor<FB> for Ids {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<FB, D>>) {
+                self.0.push(p.id);
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        model.visit(&mut ids);
+        ids.0
+    }
+
+    /// Per-token mean NLL of `rows` (all the same length, no padding): every row has
+    /// `len − 1` loss tokens.
+    fn nll(model: &TinyGptModel<FB>, rows: &[Vec<u32>], device: &Device) -> Tensor<FB, 1> {
+        let (seqs, _) = SeqBatch::prompt_response(
+            &rows
+                .iter()
+                .map(|r| (&r[..1], &r[1..]))
+                .collect::<Vec<(&[u32], &[u32])>>(),
+            0,
+        );
+        let input = seqs.to_input(device);
+        let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
+        let logits = model.forward(input.tokens, input.positions, input.key_valid);
+        token_logprobs(logits, targets).mean().neg()
+    }
+
+    /// Every parameter's gradient, flattened, in visiting order.
+    fn all_grads(g: &GradientsParams, model: &TinyGptModel<FB>) -> Vec<Vec<f32>> {
+        struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
+        impl ModuleVisitor<FB> for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<FB, D>>) {
+                let g = self.0.get::<FB, D>(p.id).expect("every parameter has a gradient");
+                self.1.push(to_vec(g));
+            }
+        }
+        let mut c = Collect(g, Vec::new());
+        model.visit(&mut c);
+        c.1
+    }
+
+    #[test]
+    fn two_synced_shards_give_the_full_batch_gradient() {
+        // Four rows of 5 tokens (1 prompt + 4 response), no padding: each row has 4 loss
+        // tokens. The loss is the per-token mean NLL, so
+        //   L(full) = (1/16) Σ_16 tokens = ½·[(1/8) Σ_shard0 + (1/8) Σ_shard1]
+        //           = ½·(L(shard0) + L(shard1)),
+        // and by linearity ∇L(full) = ½·(∇L(shard0) + ∇L(shard1)): exactly what the mean
+        // all-reduce of two peers gives. Tolerance 1e-5 absolute + 1e-3 relative: the
+        // two sides sum the same float terms in a different order (f32 rounding only).
+        let device = train_device(&parse_device("cpu").unwrap());
+        let cfg = TinyGpt {
+            d_model: 16,
+            layers: 1,
+            heads: 2,
+            context: 8,
+            mlp_ratio: 2,
+            init_seed: 0,
+        };
+        let model = with_seed(&device, 7, || materialize(cfg.init_model::<FB>(9, &device)));
+        let rows: Vec<Vec<u32>> = vec![
+            vec![1, 2, 3, 4, 5],
+            vec![2, 4, 6, 8, 1],
+            vec![3, 3, 7, 7, 2],
+            vec![8, 6, 4, 2, 0],
+        ];
+        let ids = param_ids(&model);
+        let full = GradientsParams::from_grads::<FB, _>(nll(&model, &rows, &device).backward(), &model);
+        let full = all_grads(&full, &model);
+
+        let shard_raw: Vec<Vec<Vec<f32>>> = rows
+            .chunks(2)
+            .map(|shard| {
+                let loss = nll(&model, shard, &device);
+                all_grads(
+                    &GradientsParams::from_grads::<FB, _>(loss.backward(), &model),
+                    &model,
+                )
+            })
+            .collect();
+        let peers = ThreadAllReduce::group(2).unwrap();
+        let synced: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = peers
+                .into_iter()
+                .zip(rows.chunks(2))
+                .map(|(mut peer, shard)| {
+                    let (model, device) = (model.clone(), device.clone());
+                    s.spawn(move || {
+                        let loss = nll(&model, shard, &device);
+                        all_grads(&synced_grads(&model, loss, &mut peer).unwrap(), &model)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+
+        let max_diff = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+            a.iter()
+                .flatten()
+                .zip(b.iter().flatten())
+                .map(|(x, y)| (x - y).abs() / (1e-5 + 1e-3 * x.abs().max(y.abs())))
+                .fold(0.0f32, f32::max)
+        };
+        assert_eq!(synced[0].len(), ids.len());
+        // both peers hold the same reduced gradient, and it is the full batch's
+        assert_eq!(max_diff(&synced[0], &synced[1]), 0.0);
+        let d = max_diff(&synced[0], &full);
+        assert!(d <= 1.0, "synced vs full-batch gradient: {d} tolerances");
+        // the shards' own gradients are not the full one (so the check above can fail)
+        for (i, raw) in shard_raw.iter().enumerate() {
+            let d = max_diff(raw, &full);
+            assert!(d > 10.0, "shard {i} alone is already the full gradient ({d})");
+        }
+    }
 }
