@@ -1,0 +1,251 @@
+//! # foil-distributed
+//!
+//! Data-parallel training settings and the gradient all-reduce behind them.
+//!
+//! A stage with `data_parallel: {workers: W}` trains `W` replicas of the policy, each on an
+//! equal shard of every batch; after each backward pass the gradients are averaged across
+//! the replicas ([`GradientSync`]) and every replica applies the same AdamW step, so they
+//! stay identical (see `foil_core::grad_sync` for the arithmetic).
+//!
+//! * `backend: threads` (default): [`ThreadAllReduce`], std threads in one process,
+//!   tensors averaged on the host. Always built.
+//! * `backend: collective`: [`CollectiveAllReduce`] over `burn-collective` 0.21
+//!   (`ReduceOperation::Mean`; tree all-reduce between local devices, ring between nodes),
+//!   behind this crate's off-by-default `collective` feature, because enabling
+//!   burn-collective changes burn's own feature set and rebuilds it. With `node:` settings
+//!   the same peers join burn-collective's global level across machines through its
+//!   orchestrator (feature `orchestrator`, binary `foil-orchestrator`).
+
+use foil_core::backend::Device;
+pub use foil_core::grad_sync::{GradientSync, ThreadAllReduce};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "collective")]
+mod collective;
+#[cfg(feature = "collective")]
+pub use collective::CollectiveAllReduce;
+
+/// Whether this build has burn-collective (the `collective` feature).
+pub const COLLECTIVE: bool = cfg!(feature = "collective");
+
+/// Which all-reduce the workers use.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncBackend {
+    /// [`ThreadAllReduce`]: std threads, one process, host-side mean.
+    #[default]
+    Threads,
+    /// `CollectiveAllReduce`: burn-collective (needs the `collective` feature).
+    Collective,
+}
+
+/// burn-collective's global (multi-node) settings: one process per machine, each with
+/// `workers` local peers. Every node runs the same recipe with its own `node_index` and
+/// `address`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Number of nodes (processes) in the collective.
+    pub nodes: u32,
+    /// This node's index in `0..nodes`: its peers get the global ranks
+    /// `node_index·workers .. (node_index+1)·workers` and the matching batch shards.
+    pub node_index: u32,
+    /// WebSocket address of the global orchestrator, e.g. `ws://10.0.0.1:3000`.
+    pub orchestrator: String,
+    /// This node's own address as the other nodes reach it, e.g. `ws://10.0.0.2:3001`.
+    pub address: String,
+    /// Port of this node's tensor data service (the port in `address`).
+    pub data_service_port: u16,
+}
+
+/// Recipe part of a training stage: `data_parallel: {workers: 2, backend: threads}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataParallel {
+    /// Replicas in this process (each its own thread).
+    pub workers: usize,
+    /// The all-reduce.
+    pub backend: SyncBackend,
+    /// Multi-node settings (`backend: collective` only).
+    pub node: Option<NodeConfig>,
+}
+
+impl Default for DataParallel {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            backend: SyncBackend::Threads,
+            node: None,
+        }
+    }
+}
+
+impl DataParallel {
+    /// Replicas over all nodes.
+    pub fn world_size(&self) -> usize {
+        self.workers * self.node.as_ref().map_or(1, |n| n.nodes as usize)
+    }
+
+    /// Global rank of local worker `local`.
+    pub fn global_rank(&self, local: usize) -> usize {
+        self.node
+            .as_ref()
+            .map_or(0, |n| n.node_index as usize * self.workers)
+            + local
+    }
+
+    /// Checks the settings against a stage's `batch` (rows per step), with errors that say
+    /// what to change.
+    pub fn validate(&self, stage: &str, batch: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.workers >= 1,
+            "{stage}: data_parallel.workers must be at least 1 (got 0)"
+        );
+        if let Some(n) = &self.node {
+            anyhow::ensure!(
+                self.backend == SyncBackend::Collective,
+                "{stage}: data_parallel.node (multi-node) needs `backend: collective`"
+            );
+            anyhow::ensure!(
+                n.nodes >= 1 && n.node_index < n.nodes,
+                "{stage}: data_parallel.node.node_index ({}) must be below nodes ({})",
+                n.node_index,
+                n.nodes
+            );
+        }
+        let world = self.world_size();
+        anyhow::ensure!(
+            batch.is_multiple_of(world),
+            "{stage}: batch ({batch}) must be divisible by the {world} data-parallel workers \
+             so that every worker gets an equal shard"
+        );
+        if self.backend == SyncBackend::Collective && !cfg!(feature = "collective") {
+            anyhow::bail!(
+                "{stage}: data_parallel.backend `collective` needs burn-collective, which this \
+                 build leaves out: rebuild with --features foil-distributed/collective \
+                 (or use `backend: threads`)"
+            );
+        }
+        Ok(())
+    }
+
+    /// One all-reduce handle per local worker, rank 0 first, for replicas on `device`.
+    pub fn peers(&self, device: &Device) -> anyhow::Result<Vec<Box<dyn GradientSync>>> {
+        anyhow::ensure!(
+            self.workers >= 1,
+            "data_parallel.workers must be at least 1"
+        );
+        match self.backend {
+            SyncBackend::Threads => Ok(ThreadAllReduce::group(self.workers)?
+                .into_iter()
+                .map(|p| Box::new(p) as Box<dyn GradientSync>)
+                .collect()),
+            #[cfg(feature = "collective")]
+            SyncBackend::Collective => {
+                CollectiveAllReduce::reset();
+                (0..self.workers)
+                    .map(|w| {
+                        Ok(Box::new(CollectiveAllReduce::new(
+                            self.global_rank(w),
+                            self.workers,
+                            device,
+                            self.node.as_ref(),
+                        )?) as Box<dyn GradientSync>)
+                    })
+                    .collect()
+            }
+            #[cfg(not(feature = "collective"))]
+            SyncBackend::Collective => {
+                let _ = device;
+                anyhow::bail!(
+                    "data_parallel.backend `collective` needs burn-collective, which this build \
+                     leaves out: rebuild with --features foil-distributed/collective"
+                )
+            }
+        }
+    }
+}
+
+/// Runs burn-collective's global orchestrator on `port` until the process is stopped
+/// (Ctrl-C). Multi-node runs name it in `data_parallel.node.orchestrator`.
+#[cfg(feature = "orchestrator")]
+pub fn run_orchestrator(port: u16) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(burn_collective::start_global_orchestrator(port));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<DataParallel, String> {
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_two_thread_workers() {
+        let dp = parse("{}").unwrap();
+        assert_eq!(dp.workers, 2);
+        assert_eq!(dp.backend, SyncBackend::Threads);
+        assert_eq!(dp.world_size(), 2);
+    }
+
+    #[test]
+    fn zero_workers_is_an_error() {
+        let dp = parse("{workers: 0}").unwrap();
+        let e = dp.validate("sft", 8).unwrap_err().to_string();
+        assert!(e.contains("workers must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn batch_must_split_evenly() {
+        let dp = parse("{workers: 3}").unwrap();
+        let e = dp.validate("sft", 8).unwrap_err().to_string();
+        assert!(e.contains("batch (8) must be divisible by the 3"), "{e}");
+        dp.validate("sft", 9).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_backends_are_rejected() {
+        assert!(parse("{workers: 2, wrokers: 3}").is_err());
+        let e = parse("{backend: nccl}").unwrap_err();
+        assert!(e.contains("threads") && e.contains("collective"), "{e}");
+    }
+
+    #[test]
+    fn multi_node_needs_collective_and_a_valid_index() {
+        let node = "node: {nodes: 2, node_index: 1, orchestrator: 'ws://a:3000', \
+                    address: 'ws://b:3001', data_service_port: 3001}";
+        let dp = parse(&format!("{{workers: 2, {node}}}")).unwrap();
+        let e = dp.validate("sft", 8).unwrap_err().to_string();
+        assert!(e.contains("needs `backend: collective`"), "{e}");
+        let dp = parse(&format!("{{workers: 2, backend: collective, {node}}}")).unwrap();
+        // node 1 of 2 with 2 workers each: world 4, this node's ranks are 2 and 3
+        assert_eq!(dp.world_size(), 4);
+        assert_eq!((dp.global_rank(0), dp.global_rank(1)), (2, 3));
+        let bad = parse(&format!(
+            "{{workers: 2, backend: collective, {}}}",
+            node.replace("node_index: 1", "node_index: 2")
+        ))
+        .unwrap();
+        let e = bad.validate("sft", 8).unwrap_err().to_string();
+        assert!(e.contains("node_index (2) must be below nodes (2)"), "{e}");
+    }
+
+    #[cfg(not(feature = "collective"))]
+    #[test]
+    fn collective_without_the_feature_says_how_to_rebuild() {
+        let dp = parse("{workers: 2, backend: collective}").unwrap();
+        let e = dp.validate("sft", 8).unwrap_err().to_string();
+        assert!(
+            e.contains("rebuild with --features foil-distributed/collective"),
+            "{e}"
+        );
+        let device = foil_core::backend::parse_device("cpu").unwrap();
+        let e = dp.peers(&device).err().expect("an error").to_string();
+        assert!(e.contains("--features foil-distributed/collective"), "{e}");
+    }
+}
