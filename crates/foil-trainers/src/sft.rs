@@ -8,9 +8,11 @@ use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::OptimizerConfig;
 use foil_core::run::RunContext;
 use foil_core::{Objective, Stage, register_part, rng};
+use foil_distributed::DataParallel;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
+use crate::data_parallel::Workers;
 use crate::train_step::objective_step;
 
 /// Recipe part: `{type: sft, steps: 600, batch: 64, optimizer: {type: adamw, lr: 1.0e-3}}`.
@@ -26,6 +28,9 @@ pub struct Sft {
     pub objective: Box<dyn Objective>,
     /// Log every this many steps (and the last).
     pub log_every: usize,
+    /// Data-parallel workers, e.g. `{workers: 2}` (default: none, one policy). See
+    /// `docs/data-parallel.md`.
+    pub data_parallel: Option<DataParallel>,
 }
 
 impl Default for Sft {
@@ -36,6 +41,7 @@ impl Default for Sft {
             optimizer: OptimizerConfig::adamw(1e-3),
             objective: Box::new(foil_objectives::Nll::default()),
             log_every: 10,
+            data_parallel: None,
         }
     }
 }
@@ -55,6 +61,9 @@ impl Stage for Sft {
 
     fn run(&self, ctx: &mut RunContext, start_step: usize) -> anyhow::Result<()> {
         anyhow::ensure!(self.batch > 0, "sft: batch must be at least 1");
+        if let Some(dp) = &self.data_parallel {
+            dp.validate("sft", self.batch)?;
+        }
         anyhow::ensure!(
             !ctx.task.train.is_empty(),
             "sft: the task has no training problems"
@@ -71,7 +80,11 @@ impl Stage for Sft {
                 Ok((tok.encode_prompt(&p.prompt)?, y))
             })
             .collect::<anyhow::Result<_>>()?;
-        supervised_steps(
+        let mut workers = match &self.data_parallel {
+            Some(dp) => Some(Workers::new(ctx, dp, &self.optimizer)?),
+            None => None,
+        };
+        supervised_steps_with(
             ctx,
             "sft",
             &encoded,
@@ -84,6 +97,7 @@ impl Stage for Sft {
             },
             start_step,
             &[],
+            workers.as_mut(),
         )
     }
 }
@@ -109,6 +123,20 @@ pub(crate) fn supervised_steps(
     start_step: usize,
     extra: &[(String, f64)],
 ) -> anyhow::Result<()> {
+    supervised_steps_with(ctx, label, encoded, s, start_step, extra, None)
+}
+
+/// [`supervised_steps`], with data-parallel `workers` when given.
+#[allow(clippy::too_many_arguments)]
+fn supervised_steps_with(
+    ctx: &mut RunContext,
+    label: &str,
+    encoded: &[(Vec<u32>, Vec<u32>)],
+    s: &SupervisedSchedule<'_>,
+    start_step: usize,
+    extra: &[(String, f64)],
+    mut workers: Option<&mut Workers>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(!encoded.is_empty(), "{label}: no training rows");
     let tok = ctx.task.tokenizer.clone();
     let bar = ctx.bar(s.steps, label);
@@ -127,10 +155,15 @@ pub(crate) fn supervised_steps(
                 )
             })
             .collect();
-        let host = HostPolicyBatch::new(&rows, tok.pad_id());
-        let batch = host.to_device(&train_device, 0);
         let lr = s.optimizer.lr_at(step);
-        let metrics = objective_step(ctx, s.objective, &batch, step, lr)?;
+        let metrics = match workers.as_deref_mut() {
+            Some(w) => w.step(ctx, s.objective, &rows, step, lr)?,
+            None => {
+                let host = HostPolicyBatch::new(&rows, tok.pad_id());
+                let batch = host.to_device(&train_device, 0);
+                objective_step(ctx, s.objective, &batch, step, lr)?
+            }
+        };
         bar.inc(1);
         if step % s.log_every.max(1) == 0 || step + 1 == s.steps {
             bar.set_prefix(format!("loss {:.4}", metrics[0].1));
