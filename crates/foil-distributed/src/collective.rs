@@ -54,7 +54,10 @@ impl CollectiveAllReduce {
                 .with_data_service_port(n.data_service_port);
             world *= n.nodes as usize;
         }
-        anyhow::ensure!(config.is_valid(), "invalid burn-collective config: {config}");
+        anyhow::ensure!(
+            config.is_valid(),
+            "invalid burn-collective config: {config}"
+        );
         anyhow::ensure!(rank < world, "peer rank {rank} is not below {world}");
         Ok(Self {
             peer: PeerId::from(rank),
@@ -88,8 +91,12 @@ impl GradientSync for CollectiveAllReduce {
                 .map_err(|e| anyhow::anyhow!("burn-collective register of {}: {e:?}", self.peer))?;
             self.registered = true;
         }
-        let reduced = all_reduce::<B>(self.peer, grad.into_primitive().tensor(), ReduceOperation::Mean)
-            .map_err(|e| anyhow::anyhow!("burn-collective all_reduce on {}: {e:?}", self.peer))?;
+        let reduced = all_reduce::<B>(
+            self.peer,
+            grad.into_primitive().tensor(),
+            ReduceOperation::Mean,
+        )
+        .map_err(|e| anyhow::anyhow!("burn-collective all_reduce on {}: {e:?}", self.peer))?;
         Ok(Tensor::from_primitive(TensorPrimitive::Float(reduced)))
     }
 }

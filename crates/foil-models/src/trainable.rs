@@ -88,9 +88,7 @@ pub fn synced_grads<M: AutodiffModule<FB>>(
                 None => Tensor::<FB, 1>::zeros([n], &inner_device(&value.device())),
             };
             match self.sync.all_reduce_mean(grad) {
-                Ok(mean) => self
-                    .grads
-                    .register::<FB, D>(param.id, mean.reshape(dims)),
+                Ok(mean) => self.grads.register::<FB, D>(param.id, mean.reshape(dims)),
                 Err(e) => {
                     self.error = Some(e.context(format!(
                         "all-reducing the gradient of a parameter of shape {dims:?}"
@@ -226,7 +224,10 @@ mod tests {
         struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
         impl ModuleVisitor<FB> for Collect<'_> {
             fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<FB, D>>) {
-                let g = self.0.get::<FB, D>(p.id).expect("every parameter has a gradient");
+                let g = self
+                    .0
+                    .get::<FB, D>(p.id)
+                    .expect("every parameter has a gradient");
                 self.1.push(to_vec(g));
             }
         }
@@ -261,7 +262,8 @@ mod tests {
             vec![8, 6, 4, 2, 0],
         ];
         let ids = param_ids(&model);
-        let full = GradientsParams::from_grads::<FB, _>(nll(&model, &rows, &device).backward(), &model);
+        let full =
+            GradientsParams::from_grads::<FB, _>(nll(&model, &rows, &device).backward(), &model);
         let full = all_grads(&full, &model);
 
         let shard_raw: Vec<Vec<Vec<f32>>> = rows
@@ -305,7 +307,10 @@ mod tests {
         // the shards' own gradients are not the full one (so the check above can fail)
         for (i, raw) in shard_raw.iter().enumerate() {
             let d = max_diff(raw, &full);
-            assert!(d > 10.0, "shard {i} alone is already the full gradient ({d})");
+            assert!(
+                d > 10.0,
+                "shard {i} alone is already the full gradient ({d})"
+            );
         }
     }
 }

@@ -90,7 +90,9 @@ impl Workers {
                 .zip(self.peers.iter_mut())
                 .zip(batches)
                 .map(|((policy, peer), batch)| {
-                    s.spawn(move || worker_step(policy.as_mut(), peer.as_mut(), objective, &batch, lr))
+                    s.spawn(move || {
+                        worker_step(policy.as_mut(), peer.as_mut(), objective, &batch, lr)
+                    })
                 })
                 .collect();
             handles

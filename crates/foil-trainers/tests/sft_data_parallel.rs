@@ -56,7 +56,10 @@ fn losses(run: &Path) -> Vec<f64> {
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -101,9 +104,8 @@ fn a_resumed_data_parallel_stage_continues_identically() {
 
 fn error_of(data_parallel: &str, batch: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let e = run_recipe(dir.path(), &recipe(data_parallel, batch), None)
-        .err()
-        .expect("the run must fail");
+    let e =
+        run_recipe(dir.path(), &recipe(data_parallel, batch), None).expect_err("the run must fail");
     format!("{e:#}")
 }
 
