@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! prompt   = render(template, record)        if template is set, else record[prompt_field]
-//! answer   = extract(record[answer_field])   answer_extract: field | gsm8k_hash | boxed | last_number
+//! answer   = extract(render(answer_template, record))   if answer_template is set,
+//!            else extract(record[answer_field])   answer_extract: field | gsm8k_hash | boxed | last_number
 //! solution = render(solution_template, rec)  if set, else record[solution_field] if set,
 //!            else record[answer_field] as written (GSM8K's worked answer)
 //! id       = record[id_field] if set, else "FILE:LINE"
@@ -222,6 +223,11 @@ pub struct FieldMap {
     pub template: String,
     /// Empty: problems have no answer (SFT only; every verdict is wrong).
     pub answer_field: String,
+    /// A minijinja template for the answer over the record's fields (overrides
+    /// `answer_field` when non-empty), e.g. reasoning-gym countdown's
+    /// `{{ metadata.numbers | join(",") }}={{ metadata.target }}`; `answer_extract` applies
+    /// to its output.
+    pub answer_template: String,
     pub answer_extract: AnswerExtract,
     pub solution_field: String,
     pub solution_template: String,
@@ -235,6 +241,7 @@ impl Default for FieldMap {
             prompt_field: "question".into(),
             template: String::new(),
             answer_field: "answer".into(),
+            answer_template: String::new(),
             answer_extract: AnswerExtract::Gsm8kHash,
             solution_field: String::new(),
             solution_template: String::new(),
@@ -264,6 +271,7 @@ impl Mapper {
         env.set_keep_trailing_newline(true);
         for (name, t) in [
             ("template", &map.template),
+            ("answer_template", &map.answer_template),
             ("solution_template", &map.solution_template),
         ] {
             if !t.is_empty() {
@@ -296,7 +304,11 @@ impl Mapper {
             self.render("template", r)?
         };
         ensure!(!prompt.trim().is_empty(), "the prompt is empty");
-        let (answer, raw_answer) = if m.answer_field.is_empty() {
+        let (answer, raw_answer) = if !m.answer_template.is_empty() {
+            let raw = self.render("answer_template", r)?;
+            let a = extract_answer(m.answer_extract, &raw).context("answer_template")?;
+            (a, raw)
+        } else if m.answer_field.is_empty() {
             (String::new(), String::new())
         } else {
             let raw = text_field(r, &m.answer_field)?;
@@ -496,5 +508,33 @@ mod tests {
             ))
             .unwrap();
         assert_eq!((p.solution.as_str(), p.answer.as_str()), ("1+1=2|A:2", ""));
+    }
+
+    #[test]
+    fn an_answer_template_builds_countdown_answers_from_metadata() {
+        // reasoning-gym countdown: the answer the `countdown` verifier reads is
+        // NUMBERS=TARGET, built from metadata; the shipped expression is the solution
+        let m = Mapper::new(&FieldMap {
+            answer_template: "{{ metadata.numbers | join(',') }}={{ metadata.target }}".into(),
+            answer_extract: AnswerExtract::Field,
+            solution_field: "answer".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let r = rec(serde_json::json!({
+            "question": "Calculate 17 using all of these numbers: 3, 4, 6, 1.",
+            "answer": "3 * 4 + 6 - 1",
+            "metadata": {"numbers": [3, 4, 6, 1], "target": 17}
+        }));
+        let p = m.problem(&r).unwrap();
+        assert_eq!(
+            (p.answer.as_str(), p.solution.as_str()),
+            ("3,4,6,1=17", "3 * 4 + 6 - 1")
+        );
+        // a record without the metadata the template needs: an error naming the template
+        let e = m
+            .problem(&rec(serde_json::json!({"question": "q", "answer": "1"})))
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("answer_template"), "{e:#}");
     }
 }

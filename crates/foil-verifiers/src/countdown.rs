@@ -3,8 +3,9 @@
 //! Search", arXiv 2404.03683; the rule reward of TinyZero-style countdown RL).
 //!
 //! The problem's answer is `NUMBERS=TARGET` (`3,4,6,1=17`, written by the `countdown`
-//! task in foil-data). The response's expression is the text after the **last** `marker`,
-//! up to the first `|` or newline. The verdict is
+//! task in foil-data, or by a `jsonl` task's `answer_template` from reasoning-gym's
+//! metadata). The response's expression is the text after the **last** `marker` (the
+//! whole response when `marker` is empty), up to the first `|` or newline. The verdict is
 //!
 //! ```text
 //! value   = the expression evaluated with exact fractions (a division by 0 is invalid)
@@ -13,6 +14,10 @@
 //!                              used ⊆ NUMBERS        (use_all: false, each at most once)
 //! reward  = 1 if correct else 0
 //! ```
+//!
+//! Unary minus is allowed (`-100 + 92*5`, as reasoning-gym's solutions write): a negated
+//! literal uses that number. [recon]: reasoning-gym's and TinyZero's scorers collect the
+//! digit runs of the expression as the numbers used, which reads `-100` the same way.
 //!
 //! A missing marker, a syntax error, an overflow (|numerator| or denominator beyond i64)
 //! or a malformed reference answer is incorrect. [recon]: TinyZero's `countdown.py` checks
@@ -83,12 +88,18 @@ impl Frac {
 }
 
 /// Recursive-descent parser over `expr := term (('+'|'-') term)*`,
-/// `term := atom (('*'|'/') atom)*`, `atom := INT | '(' expr ')'` (spaces ignored).
+/// `term := atom (('*'|'/') atom)*`, `atom := '-' atom | INT | '(' expr ')'` (spaces
+/// ignored; parentheses and unary minus nest at most [`MAX_DEPTH`] deep, so hostile input
+/// cannot overflow the stack).
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     used: Vec<i64>,
+    depth: usize,
 }
+
+/// How deep parentheses and unary minus may nest.
+const MAX_DEPTH: usize = 64;
 
 impl Parser<'_> {
     fn peek(&mut self) -> Option<u8> {
@@ -117,10 +128,21 @@ impl Parser<'_> {
         match self.peek()? {
             b'(' => {
                 self.i += 1;
+                self.depth += 1;
+                (self.depth <= MAX_DEPTH).then_some(())?;
                 let v = self.expr()?;
                 (self.peek()? == b')').then_some(())?;
                 self.i += 1;
+                self.depth -= 1;
                 Some(v)
+            }
+            b'-' => {
+                self.i += 1;
+                self.depth += 1;
+                (self.depth <= MAX_DEPTH).then_some(())?;
+                let v = self.atom()?;
+                self.depth -= 1;
+                Frac(0, 1).op(b'-', v)
             }
             c if c.is_ascii_digit() => {
                 let start = self.i;
@@ -146,6 +168,7 @@ pub fn evaluate(text: &str) -> Option<(Frac, Vec<i64>)> {
         s: text.trim().as_bytes(),
         i: 0,
         used: Vec::new(),
+        depth: 0,
     };
     let v = p.expr()?;
     (p.peek().is_none()).then_some((v, p.used))
@@ -163,10 +186,11 @@ pub fn parse_reference(answer: &str) -> Option<(Vec<i64>, i64)> {
 
 impl Countdown {
     fn expression<'a>(&self, response: &'a str) -> Option<&'a str> {
-        if self.marker.is_empty() {
-            return None;
-        }
-        let at = response.rfind(&self.marker)? + self.marker.len();
+        let at = if self.marker.is_empty() {
+            0
+        } else {
+            response.rfind(&self.marker)? + self.marker.len()
+        };
         let rest = &response[at..];
         Some(rest.split(['|', '\n']).next().unwrap_or(rest))
     }
@@ -232,9 +256,11 @@ mod tests {
         // 8/3*3 = (8/3)·3 = 8 exactly (floats would give 7.999…)
         assert_eq!(evaluate("8 / 3 * 3").unwrap().0, Frac(8, 1));
         // 1/(1-1): division by zero; "2+" and "(2": syntax errors; "2 2": trailing input
-        for bad in ["1/(1-1)", "2+", "(2", "2 2", "", "-2+3", "2^3"] {
+        for bad in ["1/(1-1)", "2+", "(2", "2 2", "", "-", "2^3"] {
             assert_eq!(evaluate(bad), None, "{bad}");
         }
+        // unary minus: −2 + 3 = 1, literals 2 3
+        assert_eq!(evaluate("-2+3"), Some((Frac(1, 1), vec![2, 3])));
         assert_eq!(evaluate("9223372036854775807*2"), None);
     }
 
@@ -261,6 +287,33 @@ mod tests {
         assert!(!v.check(ans, "A:3*6-1"));
         assert!(some.check(ans, "A:3*6-1"));
         assert!(!some.check(ans, "A:6*3-1+4-4"));
+        // unary minus: −3 + 4·6 − 1·… : (−(3) + 4·6 − 1) = 20 ≠ 17; −1 + 3·6 = 17 uses
+        // 1, 3, 6 and not 4
+        assert_eq!(
+            evaluate("-3+4*6-1").map(|(f, u)| (f.0, u)),
+            Some((20, vec![3, 4, 6, 1]))
+        );
+        assert!(some.check(ans, "A:-1+3*6"));
+        assert!(!v.check(ans, "A:-1+3*6"));
+        // 4·6 − (−(1)) · … : 4·6 − 3 − (−1)·… written as 6*4-(-1)-3-... ; here
+        // −(−(3·6)) − 1 = 17 uses 3, 6, 1 (no 4): right value, not all numbers
+        assert!(some.check(ans, "A:--(3*6)-1"));
+        // nesting deeper than 64 is rejected, not a stack overflow
+        assert_eq!(evaluate(&format!("{}1", "-".repeat(100_000))), None);
+        assert_eq!(
+            evaluate(&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000))),
+            None
+        );
+        assert!(evaluate(&format!("{}1{}", "(".repeat(64), ")".repeat(64))).is_some());
+        // marker "": the whole response's first line is the expression (reasoning-gym's
+        // format: "Provide your solution as an arithmetic expression")
+        let bare = Countdown {
+            marker: String::new(),
+            ..Default::default()
+        };
+        assert!(bare.check(ans, "3 * 4 + 6 - 1"));
+        assert!(bare.check(ans, "(6-1)*4-3\nexplanation"));
+        assert!(!bare.check(ans, "The answer is 3*4+6-1"));
         assert_eq!(v.extract("A:12/(6/2)").as_deref(), Some("4"));
         assert_eq!(v.extract("A:1/2").as_deref(), Some("1/2"));
     }
