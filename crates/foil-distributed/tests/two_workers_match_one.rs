@@ -73,9 +73,13 @@ fn probe(p: &dyn Policy) -> Vec<f32> {
 }
 
 fn one_worker(steps: usize) -> Vec<f32> {
-    let mut p = policy();
+    one_worker_of(&policy, &rows(), steps)
+}
+
+fn one_worker_of(make: &dyn Fn() -> Box<dyn Policy>, rows: &[Vec<u32>], steps: usize) -> Vec<f32> {
+    let mut p = make();
     for _ in 0..steps {
-        let loss = nll(p.as_ref(), &rows());
+        let loss = nll(p.as_ref(), rows);
         p.step(loss, 1e-2).unwrap();
     }
     probe(p.as_ref())
@@ -88,8 +92,17 @@ fn two_workers(
     shards: [Vec<Vec<u32>>; 2],
     steps: usize,
 ) -> [Vec<f32>; 2] {
-    let main = policy();
-    let mut replica = policy();
+    two_workers_of(&policy, peers, shards, steps)
+}
+
+fn two_workers_of(
+    make: &dyn Fn() -> Box<dyn Policy>,
+    peers: Vec<Box<dyn GradientSync>>,
+    shards: [Vec<Vec<u32>>; 2],
+    steps: usize,
+) -> [Vec<f32>; 2] {
+    let main = make();
+    let mut replica = make();
     let dir = tempfile::tempdir().unwrap();
     main.save(dir.path()).unwrap();
     replica.load(dir.path()).unwrap();
@@ -150,6 +163,46 @@ fn check(backend: SyncBackend) {
 #[test]
 fn thread_workers_on_two_halves_match_one_worker_on_the_batch() {
     check(SyncBackend::Threads);
+}
+
+/// The `hf` policy with LoRA adapters (the qwen2 test fixture of foil-models): the frozen
+/// base weights take no gradients and are skipped by the all-reduce on both workers; the
+/// adapters get the mean gradient. Same arithmetic as above: 4 rows × 5 loss tokens, two
+/// shards of 2 rows.
+#[test]
+fn lora_hf_workers_on_two_halves_match_one_worker() {
+    let make = || -> Box<dyn Policy> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../foil-models/tests/fixtures/hf/qwen2");
+        let cfg: foil_models::hf::policy::Hf = serde_json::from_value(serde_json::json!({
+            "path": path,
+            "lora": {"rank": 4, "alpha": 8.0, "targets": ["q_proj", "v_proj", "down_proj"]},
+        }))
+        .unwrap();
+        let mut p = cfg.build(128, &parse_device("cpu").unwrap(), 3).unwrap();
+        p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+        p
+    };
+    let rows: Vec<Vec<u32>> = vec![
+        vec![5, 9, 17, 3, 44, 8],
+        vec![7, 7, 21, 90, 2, 60],
+        vec![11, 4, 4, 30, 12, 1],
+        vec![99, 3, 8, 8, 71, 6],
+    ];
+    let base = make().reference().map(|r| {
+        let (seqs, _) = SeqBatch::prompt_response(&[(&[1u32, 5][..], &[7u32, 2, 3][..])], 0);
+        to_vec(r.forward(&seqs.to_input(&r.device())))
+    });
+    let full = one_worker_of(&make, &rows, 3);
+    let peers = DataParallel::default()
+        .peers(&parse_device("cpu").unwrap())
+        .unwrap();
+    let [w0, w1] = two_workers_of(&make, peers, [rows[..2].to_vec(), rows[2..].to_vec()], 3);
+    assert_eq!(max_abs_diff(&w0, &w1), 0.0);
+    // the adapters moved (B starts at 0, so step 1 moves only B; steps 2-3 both)
+    assert!(max_abs_diff(&w0, &base.unwrap()) > 1e-3);
+    let d = max_abs_diff(&w0, &full);
+    assert!(d < 1e-4, "LoRA: two workers vs one: max |Δlogit| = {d}");
 }
 
 #[test]
