@@ -3,6 +3,8 @@
 //! Each step draws `batch` training problems (seeded by run seed, stage and step), packs
 //! `prompt → solution <eos>` rows, and minimises the objective (default `nll`, i.e.
 //! `L = −(1/|y|) Σ_t log π_θ(y_t | x, y_<t)` averaged over the batch's response tokens).
+//! With `data_parallel: {workers: W}` each step's batch is split over `W` replicas whose
+//! gradients are averaged (`data_parallel.rs`, `docs/data-parallel.md`).
 
 use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::OptimizerConfig;
