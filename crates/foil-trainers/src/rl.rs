@@ -14,6 +14,12 @@
 //!
 //! `π_ref` is the policy as it was when the stage started (frozen; rebuilt from the
 //! stage's first checkpoint on resume).
+//!
+//! **One update per batch** (`ppo_epochs: 1`, `mini_batches: 1`, the defaults): π_old is
+//! exactly the π_θ being differentiated, so `old` is not computed; the objectives then use
+//! `π_old = sg[π_θ]` (ratio 1, the same loss and gradient) and one forward pass over the
+//! batch is saved. [code]: TRL's GRPOTrainer and verl skip the old-log-prob pass the same
+//! way when a batch gets a single update.
 
 use anyhow::Context;
 use foil_core::batch::HostPolicyBatch;
@@ -307,9 +313,9 @@ impl Stage for Rl {
                     &[ctx.stage as u64, step as u64, 0xB47C],
                 ));
                 let per = rows.len().div_ceil(self.mini_batches);
-                let old_model = self
-                    .objective
-                    .needs_old_logprobs()
+                // one update per batch: π_old = sg[π_θ] in the objective (module docs)
+                let single_update = self.ppo_epochs == 1 && self.mini_batches == 1;
+                let old_model = (self.objective.needs_old_logprobs() && !single_update)
                     .then_some(behaviour.as_ref());
                 let mut batches = Vec::new();
                 for slice in order.chunks(per.max(1)) {

@@ -51,3 +51,91 @@ pub fn objective_step(
     metrics.extend(loss.metrics);
     Ok(metrics)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foil_core::backend::parse_device;
+    use foil_core::batch::{to_vec, token_logprobs};
+    use foil_core::policy::{OptimizerConfig, Policy};
+    use foil_core::{PolicyConfig, PolicyOutput};
+    use foil_objectives::PpoClip;
+
+    fn policy() -> Box<dyn Policy> {
+        let mut p = foil_models::TinyGpt {
+            d_model: 16,
+            layers: 1,
+            heads: 2,
+            context: 16,
+            mlp_ratio: 2,
+            init_seed: 0,
+        }
+        .build(12, &parse_device("cpu").unwrap(), 3)
+        .unwrap();
+        p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+        p
+    }
+
+    /// One PPO-clip update with `old` log-probs from `old_from` (or none: π_old = sg[π_θ]);
+    /// returns the loss and the log-probs of the batch after the update.
+    fn update(old_from: Option<&dyn Policy>) -> (f32, Vec<f32>) {
+        let rows: Vec<(&[u32], &[u32], Vec<f32>)> = vec![
+            (&[1, 2], &[3, 4, 5], vec![1.0; 3]),
+            (&[1, 6], &[7, 8], vec![-0.5; 2]),
+            (&[2], &[9, 10, 11, 3], vec![0.25; 4]),
+        ];
+        let host = HostPolicyBatch::new(&rows, 0);
+        let mut p = policy();
+        let mut batch = host.to_device(&p.device(), 4);
+        if let Some(o) = old_from {
+            batch.old_logprobs = Some(frozen_logprobs(o.inference().as_ref(), &host, &batch));
+        }
+        let logprobs = token_logprobs(p.forward(&batch.input), batch.targets.clone());
+        let loss = PpoClip::default()
+            .loss(
+                &batch,
+                &PolicyOutput {
+                    logprobs,
+                    entropy: None,
+                },
+            )
+            .unwrap();
+        let value = to_vec(loss.value.clone())[0];
+        p.step(loss.value, 1e-2).unwrap();
+        let after = to_vec(token_logprobs(
+            p.forward(&batch.input),
+            batch.targets.clone(),
+        ));
+        (value, after)
+    }
+
+    /// rl skips the old-log-prob pass when a batch gets one update: that must give the same
+    /// loss and the same step as computing π_old with a separate frozen forward pass.
+    #[test]
+    fn single_update_without_old_logprobs_matches_a_frozen_old_pass() {
+        let same = policy(); // the same seed and init as the policy being updated
+        let (l_old, after_old) = update(Some(same.as_ref()));
+        let (l_none, after_none) = update(None);
+        // ratio 1 either way: loss = −Σ A·m / Σ m over the 9 response tokens
+        // = −(3·1 − 2·0.5 + 4·0.25) / 9 = −3/9
+        assert!((l_old + 1.0 / 3.0).abs() < 1e-5, "{l_old}");
+        assert!((l_none - l_old).abs() < 1e-6, "{l_none} vs {l_old}");
+        for (a, b) in after_old.iter().zip(&after_none) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // a stale π_old (another init) gives a different loss: the comparison can fail
+        let mut other = foil_models::TinyGpt {
+            d_model: 16,
+            layers: 1,
+            heads: 2,
+            context: 16,
+            mlp_ratio: 2,
+            init_seed: 1,
+        }
+        .build(12, &parse_device("cpu").unwrap(), 3)
+        .unwrap();
+        other.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+        let (l_stale, _) = update(Some(other.as_ref()));
+        assert!((l_stale - l_old).abs() > 1e-4, "{l_stale} vs {l_old}");
+    }
+}
