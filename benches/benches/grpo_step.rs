@@ -5,22 +5,23 @@
 //! scale), `ppo_clip` + `kl` (k3, β = 0.04) against the stage-start reference, backward and
 //! AdamW (lr 1e-5). The step is composed from foil's real parts the way the `rl` stage
 //! composes them (`crates/foil-trainers/src/rl.rs`: behaviour snapshot → sample → verify →
-//! estimate → pack → old / reference log-probs → objective → step), without the
+//! estimate → pack → reference log-probs → objective → step; with one update per batch,
+//! rl computes no separate π_old pass), without the
 //! run-directory bookkeeping (metrics file, checkpoints, progress bar).
 
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use foil_benches::write_random_qwen2;
-use foil_core::backend::{B, parse_device};
-use foil_core::batch::{HostPolicyBatch, PolicyBatch, to_vec, token_logprobs};
-use foil_core::burn::tensor::{Tensor, TensorData};
-use foil_core::policy::{InferenceModel, OptimizerConfig};
+use foil_core::backend::parse_device;
+use foil_core::batch::{HostPolicyBatch, to_vec, token_logprobs};
+use foil_core::policy::OptimizerConfig;
 use foil_core::{
     AdvantageEstimator, Objective, PolicyConfig, PolicyOutput, Sampler, ScoredGroup, Task, Verdict,
     Verifier,
 };
 use foil_data::Arithmetic;
+use foil_trainers::train_step::frozen_logprobs;
 
 /// TRL's vocabulary size in the reference script (19 characters + pad + eos).
 const TRL_VOCAB: usize = 21;
@@ -31,21 +32,6 @@ where
     Box<T>: serde::de::DeserializeOwned,
 {
     serde_json::from_value(v).expect("a valid part")
-}
-
-/// As `foil_trainers`' `frozen_logprobs` (crate-private there).
-fn frozen_logprobs(
-    model: &dyn InferenceModel,
-    host: &HostPolicyBatch,
-    batch: &PolicyBatch,
-) -> Tensor<B, 2> {
-    let input = host.seqs.to_input(&model.device());
-    let targets = input.tokens.clone().slice([0..host.seqs.n, 1..host.seqs.t]);
-    let lp = to_vec(model.token_logprobs(&input, targets));
-    Tensor::from_data(
-        TensorData::new(lp, [batch.n, batch.width]),
-        &batch.mask.device(),
-    )
 }
 
 fn grpo_step(c: &mut Criterion) {
@@ -133,9 +119,8 @@ fn grpo_step(c: &mut Criterion) {
             }
             let host = HostPolicyBatch::new(&rows, tok.pad_id());
             let mut batch = host.to_device(&train_device, sampler.max_tokens());
-            if objective.needs_old_logprobs() {
-                batch.old_logprobs = Some(frozen_logprobs(behaviour.as_ref(), &host, &batch));
-            }
+            // one update per batch (ppo_epochs 1, mini_batches 1): like rl.rs, no π_old pass;
+            // the objective uses π_old = sg[π_θ]
             if objective.needs_reference() {
                 batch.ref_logprobs = Some(frozen_logprobs(reference.as_ref(), &host, &batch));
             }

@@ -17,7 +17,7 @@ pub mod rft;
 pub mod rl;
 pub mod runner;
 pub mod sft;
-mod train_step;
+pub mod train_step;
 
 pub use drop_solved::DropSolved;
 pub use dynamic_sampling::DynamicSampling;
