@@ -82,6 +82,28 @@ fn two_thread_workers_log_the_same_losses_as_one() {
     assert!(d < 1e-4, "one worker {single:?}\ntwo workers {dp:?}");
 }
 
+/// The same through burn-collective, in builds with `--features foil-distributed/collective`
+/// (a no-op otherwise).
+#[test]
+fn collective_workers_log_the_same_losses_as_one() {
+    if !foil_distributed::COLLECTIVE {
+        return;
+    }
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let single = losses(&run_recipe(one.path(), &recipe("", 16), None).unwrap());
+    let dp = losses(
+        &run_recipe(
+            two.path(),
+            &recipe(", data_parallel: {workers: 2, backend: collective}", 16),
+            None,
+        )
+        .unwrap(),
+    );
+    let d = max_diff(&single, &dp);
+    assert!(d < 1e-4, "one worker {single:?}\ncollective {dp:?}");
+}
+
 #[test]
 fn a_resumed_data_parallel_stage_continues_identically() {
     let full = tempfile::tempdir().unwrap();
