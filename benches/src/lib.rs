@@ -1,5 +1,11 @@
 //! Shared set-up of the benches: the quickstart's task and policy shape.
 
+/// The allocator of the `foil` binary (crates/foil/src/main.rs), so the benches time what
+/// users run; `--no-default-features` measures glibc's malloc instead.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use foil_core::policy::Policy;
 use foil_core::{PolicyConfig, Task, TaskData};
 use foil_data::Arithmetic;

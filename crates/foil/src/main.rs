@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use foil_core::recipe::Recipe;
 use foil_trainers::{RunOptions, run};
 
+/// mimalloc keeps freed pages for reuse where glibc's malloc returns the large tensor
+/// buffers of every step to the kernel and faults them in again: 3–4× fewer page faults
+/// on the train-step bench (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "foil",
