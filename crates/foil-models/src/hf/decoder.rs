@@ -17,7 +17,7 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
@@ -413,9 +413,8 @@ impl<B: Backend> Attention<B> {
             v: v.clone(),
         };
         let (k, v) = (repeat_kv(k, h / hk), repeat_kv(v, h / hk));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f32).sqrt()) + bias;
-        let y = softmax(scores, 3)
-            .matmul(v)
+        // fused without autodiff, separate ops under it (tiny_gpt::attend)
+        let y = crate::tiny_gpt::attend(q, k, v, bias)
             .swap_dims(1, 2)
             .reshape([n, t, h * dh]);
         (self.o_proj.forward(y), fresh)
