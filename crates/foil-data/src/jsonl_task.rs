@@ -252,11 +252,8 @@ impl Task for Jsonl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::samples;
     use std::io::Write;
-
-    fn samples(name: &str) -> String {
-        format!("{}/../../data-samples/{name}", env!("CARGO_MANIFEST_DIR"))
-    }
 
     fn file(lines: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::Builder::new()

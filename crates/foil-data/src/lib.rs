@@ -17,6 +17,8 @@ pub mod parquet_rows;
 #[cfg(feature = "parquet")]
 pub mod parquet_task;
 pub mod rows;
+#[cfg(test)]
+mod testutil;
 pub mod vpi;
 pub mod vpi_filter;
 pub mod vpi_judge;

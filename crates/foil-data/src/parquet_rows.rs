@@ -70,10 +70,7 @@ pub fn read_parquet(
     limit: usize,
     check: &mut dyn FnMut(&Record) -> anyhow::Result<()>,
 ) -> anyhow::Result<Records> {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = crate::rows::stem(path);
     let mut records = Vec::new();
     let (seen, skipped) = for_each_parquet_row(path, skip, limit, |n, fields| {
         let r = Record {
@@ -223,15 +220,7 @@ pub fn write_jsonl_as_parquet(jsonl: &Path, out: &Path) -> anyhow::Result<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn samples(name: &str) -> String {
-        format!("{}/../../data-samples/{name}", env!("CARGO_MANIFEST_DIR"))
-    }
-
-    fn obj(v: Value) -> Map<String, Value> {
-        let Value::Object(m) = v else { panic!() };
-        m
-    }
+    use crate::testutil::{obj, samples};
 
     #[test]
     fn committed_samples_match_their_jsonl() {

@@ -59,17 +59,8 @@ mod tests {
     use crate::jsonl_task::Jsonl;
     use crate::parquet_rows::{write_jsonl_as_parquet, write_table};
     use crate::rows::AnswerExtract;
-    use serde_json::{Map, Value};
+    use crate::testutil::{obj, samples};
     use std::path::Path;
-
-    fn samples(name: &str) -> String {
-        format!("{}/../../data-samples/{name}", env!("CARGO_MANIFEST_DIR"))
-    }
-
-    fn obj(v: Value) -> Map<String, Value> {
-        let Value::Object(m) = v else { panic!() };
-        m
-    }
 
     /// The committed samples: regenerate with
     /// `cargo test -p foil-data -- --ignored write_parquet_samples`.

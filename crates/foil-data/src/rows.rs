@@ -99,7 +99,8 @@ pub fn for_each_jsonl_line(
     Ok((seen, skipped))
 }
 
-fn stem(path: &Path) -> String {
+/// The file stem that short record ids start with (`STEM:N`).
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()

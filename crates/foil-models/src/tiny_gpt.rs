@@ -27,7 +27,7 @@ use foil_core::batch::SeqInput;
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
-use crate::trainable::{self, Adam, causal_bias, key_bias};
+use crate::trainable::{self, Adam, attend, causal_bias, key_bias};
 
 /// Recipe part: `policy: {type: tiny_gpt, d_model: 128, layers: 4, heads: 4, context: 96}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -187,35 +187,6 @@ impl<B: Backend> Block<B> {
 }
 
 /// The `tiny_gpt` network.
-/// `softmax(q kᵀ / √d_h + bias) v` over `[n, h, t, d_h]` heads, with `bias` the additive
-/// causal + padding mask `[n, 1, t_q, t_k]`, through burn's `attention` op.
-///
-/// Without autodiff (rollouts, evaluation, frozen log-probs) flex runs it as one fused
-/// kernel per batch and head, with no score tensors materialised; under autodiff burn
-/// computes the same formula from separate ops and derives the backward (its
-/// `attention_fallback`, with NaN guards for fully masked rows that the −1e9 additive mask
-/// never needs). The two agree to 1e-4 on logits (test
-/// `fused_inference_attention_matches_the_trained_forward`).
-pub(crate) fn attend<B: Backend>(
-    q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
-    bias: Tensor<B, 4>,
-) -> Tensor<B, 4> {
-    burn::tensor::module::attention(
-        q,
-        k,
-        v,
-        None,
-        Some(bias),
-        burn::tensor::ops::AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
-        },
-    )
-}
-
 #[derive(Module, Debug)]
 pub struct TinyGptModel<B: Backend> {
     tok: Embedding<B>,

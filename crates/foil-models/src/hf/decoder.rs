@@ -413,8 +413,8 @@ impl<B: Backend> Attention<B> {
             v: v.clone(),
         };
         let (k, v) = (repeat_kv(k, h / hk), repeat_kv(v, h / hk));
-        // fused without autodiff, separate ops under it (tiny_gpt::attend)
-        let y = crate::tiny_gpt::attend(q, k, v, bias)
+        // fused without autodiff, separate ops under it (trainable::attend)
+        let y = crate::trainable::attend(q, k, v, bias)
             .swap_dims(1, 2)
             .reshape([n, t, h * dh]);
         (self.o_proj.forward(y), fresh)
