@@ -27,7 +27,7 @@ use foil_core::batch::SeqInput;
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
-use crate::trainable::{self, Adam, attend, causal_bias, key_bias};
+use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// Recipe part: `policy: {type: tiny_gpt, d_model: 128, layers: 4, heads: 4, context: 96}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,7 +155,7 @@ impl<B: Backend> Block<B> {
         let [n, t, d] = x.dims();
         let h = self.heads;
         let dh = d / h;
-        let qkv = self.qkv.forward(self.ln1.forward(x.clone()));
+        let qkv = linear_rows(&self.qkv, self.ln1.forward(x.clone()));
         let split = |i: usize| {
             qkv.clone()
                 .slice([0..n, 0..t, i * d..(i + 1) * d])
@@ -178,9 +178,9 @@ impl<B: Backend> Block<B> {
             }
         }
         let y = attend(q, k, v, bias).swap_dims(1, 2).reshape([n, t, d]);
-        let x = x + self.proj.forward(y);
-        let m = self.fc2.forward(burn::tensor::activation::gelu(
-            self.fc1.forward(self.ln2.forward(x.clone())),
+        let x = x + linear_rows(&self.proj, y);
+        let m = linear_rows(&self.fc2, burn::tensor::activation::gelu(
+            linear_rows(&self.fc1, self.ln2.forward(x.clone())),
         ));
         x + m
     }
@@ -210,7 +210,7 @@ impl<B: Backend> TinyGptModel<B> {
     }
 
     fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.head.forward(self.ln_f.forward(h))
+        linear_rows(&self.head, self.ln_f.forward(h))
     }
 
     /// Logits `[n, t, V]` of a full pass.

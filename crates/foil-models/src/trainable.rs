@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::nn::Linear;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
@@ -170,6 +171,32 @@ pub fn key_bias<B: Backend>(valid: Tensor<B, 2>) -> Tensor<B, 4> {
     (valid - 1.0).mul_scalar(1e9).reshape([n, 1, 1, t])
 }
 
+/// `f` applied to `x` with its leading axes folded into rows: `[.., d_in]` →
+/// `[rows, d_in]` → `f` → `[.., d_out]`. Reshapes of a contiguous tensor are free.
+///
+/// Why: burn's `linear` multiplies a 3-D input by the weight broadcast to
+/// `[1, d_in, d_out]`, which flex runs as one small GEMM per batch row (for a decode step,
+/// 16 GEMMs with a single row each), and whose weight gradient it computes as a batched
+/// `xᵀ·g` `[n, d_in, d_out]` summed over `n` afterwards: `n` weight-sized temporaries
+/// per layer per step. Folded, each is one `[rows, d_in] × [d_in, d_out]` GEMM forward and
+/// one `[d_in, rows] × [rows, d_out]` for the weight gradient. Same numbers to rounding
+/// (test `tests::row_folded_linear_matches_the_broadcast_one`).
+pub fn fold_rows<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product();
+    let y = f(x.reshape([rows, dims[D - 1]]));
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
+}
+
+/// `layer(x)` over the last axis of `x` as one 2-D GEMM ([`fold_rows`]).
+pub fn linear_rows<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    fold_rows(x, |x| layer.forward(x))
+}
+
 /// `softmax(q kᵀ / √d_h + bias) v` over `[n, h, t, d_h]` heads, with `bias` the additive
 /// causal + padding mask `[n, 1, t_q, t_k]`, through burn's `attention` op.
 ///
@@ -218,6 +245,46 @@ mod tests {
     use foil_core::backend::{materialize, parse_device, train_device, with_seed};
     use foil_core::batch::{SeqBatch, to_vec, token_logprobs};
     use foil_core::grad_sync::ThreadAllReduce;
+
+    /// Folding the rows changes how flex schedules the GEMMs, not what they compute: the
+    /// output and both gradients equal burn's broadcast `linear` to float rounding, and a
+    /// weight given a different entry would not.
+    #[test]
+    fn row_folded_linear_matches_the_broadcast_one() {
+        use burn::nn::LinearConfig;
+        let device = train_device(&parse_device("cpu").unwrap());
+        let layer: Linear<FB> = with_seed(&device, 3, || LinearConfig::new(6, 5).init(&device));
+        let xs: Vec<f32> = (0..2 * 3 * 6).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+        let x = || {
+            Tensor::<FB, 3>::from_data(TensorData::new(xs.clone(), [2, 3, 6]), &device)
+                .require_grad()
+        };
+        // a weighted sum so every output element has its own gradient
+        let w: Vec<f32> = (0..2 * 3 * 5).map(|i| (i % 4) as f32 - 1.5).collect();
+        let weights = Tensor::<FB, 3>::from_data(TensorData::new(w, [2, 3, 5]), &device);
+        let run = |y: Tensor<FB, 3>, x: &Tensor<FB, 3>| {
+            let out = to_vec(y.clone());
+            let grads = (y * weights.clone()).sum().backward();
+            let gx = to_vec(x.grad(&grads).unwrap());
+            let gw = to_vec(layer.weight.val().grad(&grads).unwrap());
+            let gb = to_vec(layer.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+            (out, gx, gw, gb)
+        };
+        let (x1, x2) = (x(), x());
+        let broadcast = run(layer.forward(x1.clone()), &x1);
+        let folded = run(linear_rows(&layer, x2.clone()), &x2);
+        let close = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-5)
+        };
+        assert!(close(&broadcast.0, &folded.0), "outputs differ");
+        assert!(close(&broadcast.1, &folded.1), "input gradients differ");
+        assert!(close(&broadcast.2, &folded.2), "weight gradients differ");
+        assert!(close(&broadcast.3, &folded.3), "bias gradients differ");
+        // the weight gradient is Σ_rows xᵀ·g: 6 rows contribute, so it is not a copy of one
+        assert!(broadcast.2.iter().any(|v| v.abs() > 1e-3));
+        assert_eq!(folded.0.len(), 2 * 3 * 5);
+    }
 
     /// Every float parameter's id, in visiting order.
     fn param_ids(model: &TinyGptModel<FB>) -> Vec<ParamId> {

@@ -252,7 +252,7 @@ impl ScorerModel<FB> {
             .backbone
             .hidden(input.tokens, input.positions, input.key_valid);
         let [n, t, _] = h.dims();
-        let all = self.value.forward(h).reshape([n, t]);
+        let all = trainable::linear_rows(&self.value, h).reshape([n, t]);
         let idx = Tensor::<FB, 2, Int>::from_data(
             TensorData::new(batch.readout.clone(), [n, batch.s]),
             device,

@@ -24,7 +24,7 @@ use burn::tensor::{Bool, Int, Tensor};
 use super::config::HfConfig;
 use super::lora::{LoraConfig, LoraLinear};
 use super::rope::{Rotation, inv_freq};
-use crate::trainable::{causal_bias, key_bias};
+use crate::trainable::{causal_bias, fold_rows, key_bias, linear_rows};
 
 /// Grouped-query self-attention.
 #[derive(Module, Debug)]
@@ -250,8 +250,8 @@ impl<B: Backend> HfDecoder<B> {
     fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = self.norm.forward(h);
         match &self.lm_head {
-            Some(head) => head.forward(h),
-            None => h.matmul(self.embed_tokens.weight.val().transpose().unsqueeze()),
+            Some(head) => linear_rows(head, h),
+            None => fold_rows(h, |h| h.matmul(self.embed_tokens.weight.val().transpose())),
         }
     }
 

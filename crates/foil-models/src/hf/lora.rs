@@ -13,6 +13,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+
+use crate::trainable::fold_rows;
 use serde::{Deserialize, Serialize};
 
 /// Recipe settings: `lora: {rank: 8, alpha: 16, targets: [q_proj, v_proj]}`.
@@ -95,15 +97,15 @@ impl<B: Backend> LoraLinear<B> {
         }
     }
 
+    /// `x W + b (+ (α/r)·x A B)` over the last axis, as 2-D GEMMs (`trainable::fold_rows`).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let y = self.base.forward(x.clone());
-        match (&self.lora_a, &self.lora_b) {
-            (Some(a), Some(b)) => {
-                let low = x.matmul(a.val().unsqueeze()).matmul(b.val().unsqueeze());
-                y + low.mul_scalar(self.scale)
+        fold_rows(x, |x| {
+            let y = self.base.forward(x.clone());
+            match (&self.lora_a, &self.lora_b) {
+                (Some(a), Some(b)) => y + x.matmul(a.val()).matmul(b.val()).mul_scalar(self.scale),
+                _ => y,
             }
-            _ => y,
-        }
+        })
     }
 
     /// Freezes the base and adds a fresh adapter of rank `r` (`B = 0`, so the output is
