@@ -110,6 +110,21 @@ pub trait Policy: Send {
     fn export(&self, _dir: &Path) -> anyhow::Result<()> {
         anyhow::bail!("this policy cannot be exported as a Hugging Face model directory")
     }
+    /// Writes the policy as one GGUF file at `path` that llama.cpp serves (adapters
+    /// merged, matrices stored as `dtype`, tokenizer metadata included).
+    fn export_gguf(&self, _path: &Path, _dtype: GgufDtype) -> anyhow::Result<()> {
+        anyhow::bail!("this policy cannot be exported as a GGUF file")
+    }
+}
+
+/// How a GGUF export stores its matrices (1-D norms and biases stay f32 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GgufDtype {
+    #[default]
+    F32,
+    /// Half precision: half the bytes; llama.cpp computes in f32 from them.
+    F16,
 }
 
 /// KV cache of an ongoing decode, owned by the caller and handed back at each step.

@@ -11,6 +11,7 @@
 //! | `lora.rs` | LoRA adapters, merge, base-as-reference |
 //! | `weights.rs` | safetensors in/out through burn-store (keys, layout, dtype, shards) |
 //! | `gguf.rs` | GGUF metadata, dequantised tensors and vocabulary → the same model |
+//! | `gguf_export.rs` | the model → a GGUF file llama.cpp serves (inverse of `gguf.rs`) |
 //! | `cast.rs` | f32 ↔ bf16 parameters |
 //! | `parity.rs` | logits vs transformers on a fixture checkpoint (tests, `foil selftest`) |
 //! | `policy.rs` | the `hf` recipe part |
@@ -19,6 +20,7 @@ pub mod cast;
 pub mod config;
 pub mod decoder;
 pub mod gguf;
+pub mod gguf_export;
 pub mod lora;
 pub mod parity;
 pub mod policy;

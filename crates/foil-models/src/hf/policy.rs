@@ -21,7 +21,7 @@ use foil_tokenizers::{HfTokenizer, PromptFormat};
 use super::config::HfConfig;
 use super::decoder::{HfCache, HfDecoder};
 use super::lora::LoraConfig;
-use super::{gguf, weights};
+use super::{gguf, gguf_export, weights};
 use crate::trainable::{self, Adam};
 
 /// Parameter dtype.
@@ -212,6 +212,7 @@ impl PolicyConfig for Hf {
             device: train,
             config,
             path: self.path.clone(),
+            gguf_tokenizer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -233,6 +234,9 @@ pub struct HfPolicy {
     config: HfConfig,
     /// Where the weights came from (for the tokenizer files of an export).
     path: PathBuf,
+    /// The `tokenizer.*` GGUF metadata of a GGUF export, built once (copied from a GGUF
+    /// source or built from `tokenizer.json`), so repeated weight syncs skip it.
+    gguf_tokenizer: std::sync::OnceLock<Vec<(String, foil_gguf::Value)>>,
 }
 
 impl HfPolicy {
@@ -243,6 +247,22 @@ impl HfPolicy {
     /// The decoder's configuration.
     pub fn config(&self) -> &HfConfig {
         &self.config
+    }
+
+    /// The tokenizer metadata a GGUF export carries (see [`gguf_export`]).
+    fn gguf_tokenizer(&self) -> anyhow::Result<&[(String, foil_gguf::Value)]> {
+        if let Some(m) = self.gguf_tokenizer.get() {
+            return Ok(m);
+        }
+        let m = match Source::of(&self.path)? {
+            Source::Gguf(f) => {
+                gguf_export::tokenizer_metadata_from_gguf(&foil_gguf::GgufFile::open(&f)?)
+            }
+            Source::Dir(d) => {
+                gguf_export::tokenizer_metadata_from_dir(&d, &self.config)?.unwrap_or_default()
+            }
+        };
+        Ok(self.gguf_tokenizer.get_or_init(|| m))
     }
 }
 
@@ -337,6 +357,17 @@ impl Policy for HfPolicy {
             gguf @ Source::Gguf(_) => save_tokenizer(&gguf.tokenizer()?, dir)?,
         }
         Ok(())
+    }
+
+    fn export_gguf(&self, path: &Path, dtype: foil_core::policy::GgufDtype) -> anyhow::Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let tokenizer = self.gguf_tokenizer()?;
+        let merged = self.model().valid().merged();
+        gguf_export::write_gguf(&merged, &self.config, tokenizer, dtype, path)
+            .with_context(|| format!("exporting the policy as GGUF to {}", path.display()))
     }
 }
 
