@@ -95,8 +95,23 @@ impl DataParallel {
     }
 
     /// Checks the settings against a stage's `batch` (rows per step), with errors that say
-    /// what to change.
+    /// what to change: [`DataParallel::validate_settings`], and `batch` divisible by the
+    /// world size (the `sft` stage's equal shards).
     pub fn validate(&self, stage: &str, batch: usize) -> anyhow::Result<()> {
+        self.validate_settings(stage)?;
+        let world = self.world_size();
+        anyhow::ensure!(
+            batch.is_multiple_of(world),
+            "{stage}: batch ({batch}) must be divisible by the {world} data-parallel workers \
+             so that every worker gets an equal shard"
+        );
+        Ok(())
+    }
+
+    /// Checks the settings that do not depend on the batch: at least one worker, `node:`
+    /// only with `backend: collective` and a `node_index` below `nodes`, and a build that
+    /// has the chosen backend.
+    pub fn validate_settings(&self, stage: &str) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.workers >= 1,
             "{stage}: data_parallel.workers must be at least 1 (got 0)"
@@ -113,12 +128,6 @@ impl DataParallel {
                 n.nodes
             );
         }
-        let world = self.world_size();
-        anyhow::ensure!(
-            batch.is_multiple_of(world),
-            "{stage}: batch ({batch}) must be divisible by the {world} data-parallel workers \
-             so that every worker gets an equal shard"
-        );
         if self.backend == SyncBackend::Collective && !cfg!(feature = "collective") {
             anyhow::bail!(
                 "{stage}: data_parallel.backend `collective` needs burn-collective, which this \

@@ -1,20 +1,40 @@
-//! Data-parallel supervised steps: the `data_parallel:` option of the `sft` stage.
+//! Data-parallel optimizer steps: the `data_parallel:` option of the `sft` and `rl` stages.
 //!
 //! `W` local workers (threads), worker 0 the run's policy, workers 1.. replicas built from
 //! the same policy config and seed and then loaded from the policy's saved state (weights
-//! and optimizer state, so they match after earlier stages and on resume). Each step the
-//! stage's batch is split into `world_size` equal consecutive shards (global rank `r` takes
-//! rows `r·b/W ..(r+1)·b/W`); every worker computes its shard's loss, the workers all-reduce
-//! the loss value (so all see the same mean and stop together on a non-finite one), then
-//! [`Policy::step_synced`] averages the gradients and applies the same AdamW step
-//! everywhere. The logged loss and metrics are the means over the shards.
+//! and optimizer state, so they match after earlier stages and on resume). The stage builds
+//! each update's whole batch as it would without `data_parallel` (for `rl`: the rollouts
+//! after verification, filters and advantages, with their π_old / π_ref log-probs); global
+//! rank `r` of `world` takes rows `⌊r·n/world⌋ .. ⌊(r+1)·n/world⌋`. One step:
 //!
-//! With a per-token mean loss (`nll`'s default `token_mean`) the mean of the shard losses is
-//! the batch loss when every shard holds the same number of response tokens, and the
-//! weighted-per-shard mean otherwise (what PyTorch DDP computes too).
+//! 1. every worker runs the forward pass of its rows only (the expensive part) and keeps
+//!    the autodiff graph of its per-token log-probs (and entropies when the objective
+//!    reads them);
+//! 2. the workers all-gather the *values* of those log-probs (an all-reduce of a
+//!    `[n, T-1]` buffer in which each worker filled its own rows), so every process holds
+//!    the log-probs of the whole batch;
+//! 3. the objective is evaluated **once, on the whole batch**, with those log-probs as
+//!    autodiff leaves: its value and metrics are exactly the single-worker ones, and
+//!    back-propagating it gives `G = ∂L/∂logπ` for every token of the batch (a stateful
+//!    objective such as `adaptive_kl` also updates its state once per step, as without
+//!    workers);
+//! 4. each worker back-propagates the surrogate `world · Σ_{its rows} G ⊙ logπ_θ` through its
+//!    own graph and [`Policy::step_synced`] all-reduces the parameter gradients to their
+//!    mean and applies the same AdamW step everywhere.
+//!
+//! By the chain rule `∇_θ L = Σ_{rows, t} G_t ∇_θ logπ_θ(t)`, and the mean of the workers'
+//! surrogate gradients is exactly that sum, so the update equals the one-worker update for
+//! *every* objective — per-token means over the whole batch (`token_mean`), per-row means
+//! (`seq_mean_token_mean`), Dr.GRPO's constant normaliser, group- or pair-coupled losses
+//! (D²O, AFT, DPO's row pairs) — with any split of the rows, up to f32 summation order.
+//! The price over a plain DDP step is one extra `[n, T-1]` all-reduce and a loss
+//! evaluation on `[n, T-1]` tensors, both tiny next to the model's forward and backward.
 
 use burn::tensor::{Tensor, TensorData};
-use foil_core::batch::{HostPolicyBatch, PolicyBatch, to_vec, token_entropy, token_logprobs};
+use foil_core::backend::B;
+use foil_core::batch::{
+    HostPolicyBatch, PolicyBatch, SeqBatch, to_vec, token_entropy, token_logprobs,
+};
 use foil_core::grad_sync::GradientSync;
 use foil_core::policy::{OptimizerConfig, Policy};
 use foil_core::run::RunContext;
@@ -27,6 +47,18 @@ pub(crate) struct Workers {
     /// Local workers 1.. (worker 0 is `ctx.policy`).
     replicas: Vec<Box<dyn Policy>>,
     peers: Vec<Box<dyn GradientSync>>,
+}
+
+/// What a step that could not be taken computed: a non-finite loss and its metrics.
+pub(crate) struct NonFinite {
+    pub value: f32,
+    pub detail: String,
+}
+
+/// The rows global rank `rank` of `world` trains on, out of `n`: consecutive, sizes differ
+/// by at most one. Empty when there are fewer rows than workers.
+pub(crate) fn shard_rows(n: usize, world: usize, rank: usize) -> std::ops::Range<usize> {
+    rank * n / world..(rank + 1) * n / world
 }
 
 impl Workers {
@@ -58,98 +90,224 @@ impl Workers {
         })
     }
 
-    /// One data-parallel optimizer step on `rows` (the whole step's batch, as every node
-    /// draws it). Returns the mean loss and metrics like `objective_step`.
+    /// One data-parallel optimizer step of `ctx.policy` and the replicas on the whole
+    /// `batch` (packed from `host`; every node holds the same one). Returns the loss and
+    /// metrics like `objective_step`, or the run's non-finite-loss error.
     pub(crate) fn step(
         &mut self,
         ctx: &mut RunContext,
         objective: &dyn Objective,
-        rows: &[(&[u32], &[u32], Vec<f32>)],
+        host: &HostPolicyBatch,
+        batch: &PolicyBatch,
         step: usize,
         lr: f64,
     ) -> anyhow::Result<Vec<(String, f32)>> {
+        match self.step_on(&mut ctx.policy, objective, host, batch, lr)? {
+            Ok(metrics) => Ok(metrics),
+            Err(nf) => Err(ctx.non_finite(step, nf.value, nf.detail)),
+        }
+    }
+
+    /// [`Workers::step`] with the leader policy given directly (the module docs list the
+    /// four phases). No worker steps when the loss is not finite.
+    pub(crate) fn step_on(
+        &mut self,
+        leader: &mut Box<dyn Policy>,
+        objective: &dyn Objective,
+        host: &HostPolicyBatch,
+        batch: &PolicyBatch,
+        lr: f64,
+    ) -> anyhow::Result<Result<Vec<(String, f32)>, NonFinite>> {
         let world = self.dp.world_size();
-        anyhow::ensure!(
-            rows.len().is_multiple_of(world),
-            "data parallel: {} rows this step do not split evenly over {world} workers \
-             (the task has fewer training rows than `batch`?)",
-            rows.len()
-        );
-        let shard = rows.len() / world;
-        let pad = ctx.task.tokenizer.pad_id();
-        let device = ctx.policy.device();
-        let batches: Vec<PolicyBatch> = (0..self.dp.workers)
+        let (n, width) = (batch.n, batch.width);
+        anyhow::ensure!(n > 0, "data parallel: an update with no rows");
+        let entropy = objective.needs_entropy();
+        // (global rank, rows it trains on) per local worker
+        let shards: Vec<_> = (0..self.dp.workers)
             .map(|w| {
                 let r = self.dp.global_rank(w);
-                HostPolicyBatch::new(&rows[r * shard..(r + 1) * shard], pad).to_device(&device, 0)
+                (r, shard_rows(n, world, r))
             })
             .collect();
-        let policies = std::iter::once(&mut ctx.policy).chain(self.replicas.iter_mut());
-        let results: Vec<anyhow::Result<Vec<(String, f32)>>> = std::thread::scope(|s| {
+
+        // 1 + 2: forward passes of the shards, all-gather of the log-prob values
+        let mut policies: Vec<&mut Box<dyn Policy>> = std::iter::once(leader)
+            .chain(self.replicas.iter_mut())
+            .collect();
+        let forwards: Vec<anyhow::Result<Forward>> = std::thread::scope(|s| {
             let handles: Vec<_> = policies
+                .iter_mut()
                 .zip(self.peers.iter_mut())
-                .zip(batches)
-                .map(|((policy, peer), batch)| {
+                .zip(&shards)
+                .map(|((policy, peer), (_, rows))| {
+                    let policy: &mut dyn Policy = policy.as_mut();
                     s.spawn(move || {
-                        worker_step(policy.as_mut(), peer.as_mut(), objective, &batch, lr)
+                        forward_and_gather(policy, peer.as_mut(), host, rows.clone(), entropy)
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a data-parallel worker panicked")))
-                })
-                .collect()
+            join_all(handles)
         });
-        let mut per_worker = Vec::with_capacity(results.len());
-        for (w, r) in results.into_iter().enumerate() {
-            per_worker.push(r.map_err(|e| e.context(format!("data-parallel worker {w}")))?);
-        }
-        // element-wise mean of the workers' metrics (same keys, same order)
-        let mut metrics = per_worker[0].clone();
-        for (i, (_, v)) in metrics.iter_mut().enumerate() {
-            *v = per_worker.iter().map(|m| m[i].1).sum::<f32>() / per_worker.len() as f32;
-        }
-        // the loss is the all-reduced mean (over every node's shards)
-        metrics[0].1 = per_worker[0][0].1;
-        if !metrics[0].1.is_finite() {
-            let detail = metrics[1..]
+        let forwards = forwards
+            .into_iter()
+            .enumerate()
+            .map(|(w, f)| f.map_err(|e| e.context(format!("data-parallel worker {w}"))))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        // 3: the objective on the whole batch, log-probs (and entropies) as leaves
+        let device = batch.mask.device();
+        let leaf = |values: &[f32]| {
+            Tensor::<B, 2>::from_data(TensorData::new(values.to_vec(), [n, width]), &device)
+                .require_grad()
+        };
+        let lp_leaf = leaf(&forwards[0].gathered_lp);
+        let ent_leaf = forwards[0].gathered_ent.as_deref().map(leaf);
+        let loss = objective.loss(
+            batch,
+            &PolicyOutput {
+                logprobs: lp_leaf.clone(),
+                entropy: ent_leaf.clone(),
+            },
+        )?;
+        let value = to_vec(loss.value.clone())[0];
+        if !value.is_finite() {
+            let detail = loss
+                .metrics
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(ctx.non_finite(step, metrics[0].1, detail));
+            return Ok(Err(NonFinite { value, detail }));
         }
-        Ok(metrics)
+        let grads = loss.value.backward();
+        let grad_of = |t: &Tensor<B, 2>| {
+            t.grad(&grads)
+                .map(to_vec)
+                .unwrap_or_else(|| vec![0.0; n * width])
+        };
+        let g_lp = grad_of(&lp_leaf);
+        let g_ent = ent_leaf.as_ref().map(grad_of);
+
+        // 4: every worker back-propagates world · Σ_{its rows} G ⊙ (its graph), synced step
+        let results: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = policies
+                .iter_mut()
+                .zip(self.peers.iter_mut())
+                .zip(forwards)
+                .map(|((policy, peer), f)| {
+                    let weights = |g: &[f32]| match &f.rows {
+                        Some(rows) => g[rows.start * width..rows.end * width]
+                            .iter()
+                            .map(|x| x * world as f32)
+                            .collect(),
+                        // a worker without rows this update back-propagates row 0 × 0
+                        None => vec![0.0; width],
+                    };
+                    let w_lp = weights(&g_lp);
+                    let w_ent = g_ent.as_deref().map(weights);
+                    let policy: &mut dyn Policy = policy.as_mut();
+                    s.spawn(move || {
+                        let dev = f.logprobs.device();
+                        let rows = f.logprobs.dims()[0];
+                        let w = |v: Vec<f32>| {
+                            Tensor::<B, 2>::from_data(TensorData::new(v, [rows, width]), &dev)
+                        };
+                        let mut surrogate = (f.logprobs * w(w_lp)).sum();
+                        if let (Some(e), Some(we)) = (f.entropy, w_ent) {
+                            surrogate = surrogate + (e * w(we)).sum();
+                        }
+                        policy.step_synced(surrogate, lr, peer.as_mut())
+                    })
+                })
+                .collect();
+            join_all(handles)
+        });
+        for (w, r) in results.into_iter().enumerate() {
+            r.map_err(|e| e.context(format!("data-parallel worker {w}")))?;
+        }
+        let mut metrics = vec![("loss".to_string(), value)];
+        metrics.extend(loss.metrics);
+        Ok(Ok(metrics))
     }
 }
 
-/// Forward, loss, all-reduce of the loss value, then (if it is finite) the synced step.
-fn worker_step(
-    policy: &mut dyn Policy,
+/// One worker's forward pass: its log-probs (and entropies) with the autodiff graph, the
+/// gathered values of the whole batch, and the rows it holds (`None`: no rows this update).
+struct Forward {
+    logprobs: Tensor<B, 2>,
+    entropy: Option<Tensor<B, 2>>,
+    gathered_lp: Vec<f32>,
+    gathered_ent: Option<Vec<f32>>,
+    rows: Option<std::ops::Range<usize>>,
+}
+
+/// Forward pass of `rows` of `host` on `policy`'s device, then the all-gather of the
+/// log-prob (and entropy) values through `peer`. A worker with no rows runs row 0 (so
+/// that it has a graph to back-propagate with zero weights) and contributes zeros.
+fn forward_and_gather(
+    policy: &dyn Policy,
     peer: &mut dyn GradientSync,
-    objective: &dyn Objective,
-    batch: &PolicyBatch,
-    lr: f64,
-) -> anyhow::Result<Vec<(String, f32)>> {
-    let logits = policy.forward(&batch.input);
-    let entropy = objective
-        .needs_entropy()
-        .then(|| token_entropy(logits.clone()));
-    let logprobs = token_logprobs(logits, batch.targets.clone());
-    let loss = objective.loss(batch, &PolicyOutput { logprobs, entropy })?;
-    let value = to_vec(loss.value.clone())[0];
+    host: &HostPolicyBatch,
+    rows: std::ops::Range<usize>,
+    entropy: bool,
+) -> anyhow::Result<Forward> {
+    let seqs = &host.seqs;
+    let (n, t) = (seqs.n, seqs.t);
+    let width = t - 1;
+    let run = if rows.is_empty() { 0..1 } else { rows.clone() };
+    let input = sub_rows(seqs, run.clone()).to_input(&policy.device());
+    let targets = input.tokens.clone().slice([0..run.len(), 1..t]);
+    let logits = policy.forward(&input);
+    let ent = entropy.then(|| token_entropy(logits.clone()));
+    let lp = token_logprobs(logits, targets);
     let device = foil_core::backend::inner_device(&policy.device());
-    let mean = to_vec(peer.all_reduce_mean(Tensor::from_data(
-        TensorData::new(vec![value], [1]),
-        &device,
-    ))?)[0];
-    let mut metrics = vec![("loss".to_string(), mean)];
-    metrics.extend(loss.metrics);
-    if mean.is_finite() {
-        policy.step_synced(loss.value, lr, peer)?;
+    let world = peer.world_size() as f32;
+    let mut gather = |part: &Tensor<B, 2>| -> anyhow::Result<Vec<f32>> {
+        let mut buf = vec![0.0f32; n * width];
+        if !rows.is_empty() {
+            buf[rows.start * width..rows.end * width]
+                .copy_from_slice(&to_vec(part.clone().detach()));
+        }
+        let mean = peer.all_reduce_mean(Tensor::from_data(
+            TensorData::new(buf, [n * width]),
+            &device,
+        ))?;
+        // the mean of rows that only one worker filled, times the workers
+        Ok(to_vec(mean).into_iter().map(|x| x * world).collect())
+    };
+    let gathered_lp = gather(&lp)?;
+    let gathered_ent = ent.as_ref().map(&mut gather).transpose()?;
+    Ok(Forward {
+        logprobs: lp,
+        entropy: ent,
+        gathered_lp,
+        gathered_ent,
+        rows: (!rows.is_empty()).then_some(rows),
+    })
+}
+
+/// Rows `rows` of `seqs`, same columns (so each row keeps its layout in the whole batch).
+fn sub_rows(seqs: &SeqBatch, rows: std::ops::Range<usize>) -> SeqBatch {
+    let t = seqs.t;
+    let span = rows.start * t..rows.end * t;
+    SeqBatch {
+        n: rows.len(),
+        t,
+        tokens: seqs.tokens[span.clone()].to_vec(),
+        positions: seqs.positions[span.clone()].to_vec(),
+        valid: seqs.valid[span].to_vec(),
     }
-    Ok(metrics)
+}
+
+/// Joins scoped worker threads, turning a panic into an error.
+fn join_all<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>,
+) -> Vec<anyhow::Result<T>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a data-parallel worker panicked")))
+        })
+        .collect()
 }

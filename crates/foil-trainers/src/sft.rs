@@ -4,7 +4,8 @@
 //! `prompt → solution <eos>` rows, and minimises the objective (default `nll`, i.e.
 //! `L = −(1/|y|) Σ_t log π_θ(y_t | x, y_<t)` averaged over the batch's response tokens).
 //! With `data_parallel: {workers: W}` each step's batch is split over `W` replicas whose
-//! gradients are averaged (`data_parallel.rs`, `docs/data-parallel.md`).
+//! gradients are combined into exactly the whole batch's gradient (`data_parallel.rs`,
+//! `docs/data-parallel.md`).
 
 use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::OptimizerConfig;
@@ -158,13 +159,11 @@ fn supervised_steps_with(
             })
             .collect();
         let lr = s.optimizer.lr_at(step);
+        let host = HostPolicyBatch::new(&rows, tok.pad_id());
+        let batch = host.to_device(&train_device, 0);
         let metrics = match workers.as_deref_mut() {
-            Some(w) => w.step(ctx, s.objective, &rows, step, lr)?,
-            None => {
-                let host = HostPolicyBatch::new(&rows, tok.pad_id());
-                let batch = host.to_device(&train_device, 0);
-                objective_step(ctx, s.objective, &batch, step, lr)?
-            }
+            Some(w) => w.step(ctx, s.objective, &host, &batch, step, lr)?,
+            None => objective_step(ctx, s.objective, &batch, step, lr)?,
         };
         bar.inc(1);
         if step % s.log_every.max(1) == 0 || step + 1 == s.steps {
