@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use foil_core::policy::{InferenceModel, Policy};
+use foil_core::policy::{GgufDtype, InferenceModel, Policy};
 use foil_core::{Completion, Finish, Group, Problem, Sampler, Tokenizer, register_part};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -92,32 +92,181 @@ pub struct OpenAi {
 }
 
 /// Weight sync for remote rollouts: after every `every`-th policy update the policy is
-/// exported as a Hugging Face model directory (`config.json`, `model.safetensors`,
-/// tokenizer files; [`Policy::export`]) into `dir`, and `reload_body` is POSTed to
-/// `reload_url` so the server loads it. The string `{dir}` anywhere in the body becomes
-/// the directory's absolute path. The default body is SGLang's
-/// `/update_weights_from_disk` request (`{"model_path": "{dir}"}`); vLLM and llama.cpp
-/// have no such route in their stock servers — see `docs/remote-inference.md`.
-/// Logged per sync: `sync_export_s`, `sync_reload_s`, `sync_mb`.
+/// exported into `dir` and the server is made to serve it.
+///
+/// - `format: safetensors` (default): a Hugging Face model directory (`config.json`,
+///   `model.safetensors`, tokenizer files; [`Policy::export`]), then `reload_body` is
+///   POSTed to `reload_url`. The string `{dir}` anywhere in the body becomes the
+///   directory's absolute path. The default body is SGLang's `/update_weights_from_disk`
+///   request (`{"model_path": "{dir}"}`); vLLM's stock server has no such route.
+/// - `format: gguf`: one file `{dir}/model.gguf` ([`Policy::export_gguf`], matrices in
+///   `gguf_dtype`) for llama.cpp. llama.cpp's server has no reload route, so `restart`
+///   makes foil manage it: foil starts `restart.command` (`{gguf}` replaced by the file)
+///   on `restart.initial_gguf` before the first rollout, and at each sync stops the
+///   process it started and starts it again on the new file, waiting until
+///   `{base_url}/models` answers. See `docs/remote-inference.md`.
+///
+/// Logged per sync: `sync_export_s`, `sync_mb`, and `sync_reload_s` or `sync_restart_s`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WeightSync {
     /// Export directory, replaced at each sync (written beside it, then renamed).
     pub dir: std::path::PathBuf,
+    /// `safetensors` (a Hugging Face directory) or `gguf` (`{dir}/model.gguf`).
+    pub format: SyncFormat,
+    /// Matrix storage of a GGUF export: `f32` (exact) or `f16` (half the bytes).
+    pub gguf_dtype: GgufDtype,
     /// Route that makes the server reload; empty = export only.
     pub reload_url: String,
     pub reload_body: Value,
+    /// A server process foil starts and restarts on each new export (llama.cpp).
+    pub restart: Option<Restart>,
     /// Sync after every k-th update.
     pub every: usize,
+    /// The process `restart` started (internal state, not a recipe field).
+    #[serde(skip)]
+    pub server: ServerHandle,
+}
+
+/// The server process a [`Restart`] started, shared by clones of the sampler and
+/// stopped when the last one is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct ServerHandle(std::sync::Arc<Mutex<Option<ManagedServer>>>);
+
+/// Which files a weight sync writes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncFormat {
+    #[default]
+    Safetensors,
+    Gguf,
+}
+
+/// `sync.restart`: a server foil runs itself, e.g. llama.cpp's
+/// `[llama-server, -m, "{gguf}", --port, "8080"]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Restart {
+    /// Program and arguments; `{gguf}` in any of them becomes the model file's path.
+    pub command: Vec<String>,
+    /// The model served before the first sync (the policy's starting weights, e.g. the
+    /// `.gguf` the `hf` policy loads, or `foil export --format gguf`'s output).
+    pub initial_gguf: std::path::PathBuf,
+    /// Longest wait for `{base_url}/models` to answer after a start.
+    pub ready_timeout_s: f64,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Self {
+            command: Vec::new(),
+            initial_gguf: std::path::PathBuf::new(),
+            ready_timeout_s: 120.0,
+        }
+    }
+}
+
+/// A server process foil started; killed when dropped.
+#[derive(Debug)]
+pub struct ManagedServer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl ManagedServer {
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ManagedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `n` lines of a file (a server's stderr), for error messages.
+fn tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Restart {
+    /// Starts the command on `gguf` and waits until `{base_url}/models` answers.
+    fn start(
+        &self,
+        gguf: &std::path::Path,
+        base_url: &str,
+        log: &std::path::Path,
+        agent: &ureq::Agent,
+    ) -> anyhow::Result<ManagedServer> {
+        let Some((program, args)) = self.command.split_first() else {
+            anyhow::bail!(
+                "weight sync: `restart.command` is empty (e.g. [llama-server, -m, \"{{gguf}}\", --port, \"8080\"])"
+            );
+        };
+        let gguf = gguf.to_string_lossy();
+        let fill = |a: &String| a.replace("{gguf}", &gguf);
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let err = std::fs::File::create(log)
+            .with_context(|| format!("weight sync: creating {}", log.display()))?;
+        let child = std::process::Command::new(fill(program))
+            .args(args.iter().map(fill))
+            .stdin(std::process::Stdio::null())
+            .stdout(err.try_clone()?)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("weight sync: starting `{}`", fill(program)))?;
+        let mut server = ManagedServer {
+            child,
+            log: log.to_path_buf(),
+        };
+        let url = format!("{}/models", base_url.trim_end_matches('/'));
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!(
+                    "weight sync: the server `{}` exited ({status}) before {url} answered; \
+                     the end of its output ({}):\n{}",
+                    self.command.join(" "),
+                    server.log.display(),
+                    tail(&server.log, 20)
+                );
+            }
+            if agent.get(&url).call().is_ok() {
+                return Ok(server);
+            }
+            if t.elapsed().as_secs_f64() > self.ready_timeout_s {
+                server.stop();
+                anyhow::bail!(
+                    "weight sync: {url} did not answer within ready_timeout_s = {} s after \
+                     starting `{}`; the end of its output ({}):\n{}",
+                    self.ready_timeout_s,
+                    self.command.join(" "),
+                    server.log.display(),
+                    tail(&server.log, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Default for WeightSync {
     fn default() -> Self {
         Self {
             dir: "runs/weight-sync".into(),
+            format: SyncFormat::Safetensors,
+            gguf_dtype: GgufDtype::F32,
             reload_url: String::new(),
             reload_body: json!({"model_path": "{dir}"}),
+            restart: None,
             every: 1,
+            server: Default::default(),
         }
     }
 }
@@ -150,12 +299,37 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 }
 
 impl WeightSync {
-    /// Exports `policy` and asks the server to reload; returns the metrics.
+    /// Starts the managed server on `restart.initial_gguf` if `restart` is set and it
+    /// is not running yet (called before each rollout).
+    pub fn ensure_started(&self, base_url: &str, agent: &ureq::Agent) -> anyhow::Result<()> {
+        let Some(restart) = &self.restart else {
+            return Ok(());
+        };
+        let mut server = self
+            .server
+            .0
+            .lock()
+            .expect("no panics while holding the lock");
+        if server.is_none() {
+            anyhow::ensure!(
+                restart.initial_gguf.is_file(),
+                "weight sync: restart.initial_gguf `{}` is not a file (the GGUF served before \
+                 the first sync: the policy's .gguf, or `foil export --format gguf` output)",
+                restart.initial_gguf.display()
+            );
+            let log = self.dir.with_extension("server.log");
+            *server = Some(restart.start(&restart.initial_gguf, base_url, &log, agent)?);
+        }
+        Ok(())
+    }
+
+    /// Exports `policy` and makes the server serve it; returns the metrics.
     pub fn run(
         &self,
         policy: &dyn Policy,
         agent: &ureq::Agent,
         api_key_env: &str,
+        base_url: &str,
     ) -> anyhow::Result<Vec<(String, f64)>> {
         let t = std::time::Instant::now();
         let parent = self
@@ -173,9 +347,20 @@ impl WeightSync {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
-        policy
-            .export(&tmp)
-            .with_context(|| format!("weight sync: exporting the policy to {}", tmp.display()))?;
+        match self.format {
+            SyncFormat::Safetensors => policy.export(&tmp),
+            SyncFormat::Gguf => policy.export_gguf(&tmp.join("model.gguf"), self.gguf_dtype),
+        }
+        .with_context(|| format!("weight sync: exporting the policy to {}", tmp.display()))?;
+        // a managed server may still read the old file: stop it before replacing it
+        let mut server = self
+            .server
+            .0
+            .lock()
+            .expect("no panics while holding the lock");
+        if let Some(mut s) = server.take() {
+            s.stop();
+        }
         if self.dir.exists() {
             std::fs::remove_dir_all(&self.dir)
                 .with_context(|| format!("weight sync: replacing {}", self.dir.display()))?;
@@ -187,6 +372,18 @@ impl WeightSync {
             ("sync_export_s".to_string(), export_s),
             ("sync_mb".to_string(), mb),
         ];
+        if let Some(restart) = &self.restart {
+            anyhow::ensure!(
+                self.format == SyncFormat::Gguf,
+                "weight sync: `restart` serves a GGUF file; set `format: gguf`"
+            );
+            let t = std::time::Instant::now();
+            let gguf = std::fs::canonicalize(self.dir.join("model.gguf"))?;
+            let log = self.dir.with_extension("server.log");
+            *server = Some(restart.start(&gguf, base_url, &log, agent)?);
+            out.push(("sync_restart_s".to_string(), t.elapsed().as_secs_f64()));
+        }
+        drop(server);
         if !self.reload_url.is_empty() {
             let abs = std::fs::canonicalize(&self.dir)?;
             let body = fill_dir(&self.reload_body, &abs.to_string_lossy());
@@ -572,6 +769,9 @@ impl Sampler for OpenAi {
             }
         }
         let agent = self.agent();
+        if let Some(sync) = &self.sync {
+            sync.ensure_started(&self.base_url, &agent)?;
+        }
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<anyhow::Result<Vec<Choice>>>>> =
@@ -634,7 +834,7 @@ impl Sampler for OpenAi {
     fn sync_weights(&self, policy: &dyn Policy, step: usize) -> anyhow::Result<Vec<(String, f64)>> {
         match &self.sync {
             Some(sync) if (step + 1).is_multiple_of(sync.every.max(1)) => {
-                sync.run(policy, &self.agent(), &self.api_key_env)
+                sync.run(policy, &self.agent(), &self.api_key_env, &self.base_url)
             }
             _ => Ok(Vec::new()),
         }
