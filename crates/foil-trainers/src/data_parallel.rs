@@ -311,3 +311,245 @@ fn join_all<T>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Exactness of the split: the reference is the plain single-policy step
+    //! (`forward → objective.loss → Policy::step_synced` through a one-peer group, i.e.
+    //! burn's own gradient of the whole batch's loss), recorded at the all-reduce.
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::train_step::frozen_logprobs;
+    use foil_core::PolicyConfig;
+    use foil_core::backend::{parse_device, train_device};
+    use foil_core::grad_sync::ThreadAllReduce;
+    use foil_objectives::{Aggregate, Entropy, Kl, PpoClip, Sum};
+
+    /// Every all-reduce call a peer made: (what it sent, what it got back).
+    type Log = Arc<Mutex<Vec<(Vec<f32>, Vec<f32>)>>>;
+
+    struct Recorder {
+        inner: ThreadAllReduce,
+        log: Log,
+    }
+
+    impl GradientSync for Recorder {
+        fn rank(&self) -> usize {
+            self.inner.rank()
+        }
+        fn world_size(&self) -> usize {
+            self.inner.world_size()
+        }
+        fn all_reduce_mean(&mut self, grad: Tensor<B, 1>) -> anyhow::Result<Tensor<B, 1>> {
+            let sent = to_vec(grad.clone());
+            let out = self.inner.all_reduce_mean(grad)?;
+            self.log.lock().unwrap().push((sent, to_vec(out.clone())));
+            Ok(out)
+        }
+    }
+
+    /// `world` recording peers and their logs.
+    fn recorders(world: usize) -> (Vec<Box<dyn GradientSync>>, Vec<Log>) {
+        ThreadAllReduce::group(world)
+            .unwrap()
+            .into_iter()
+            .map(|inner| {
+                let log = Log::default();
+                (
+                    Box::new(Recorder {
+                        inner,
+                        log: log.clone(),
+                    }) as Box<dyn GradientSync>,
+                    log,
+                )
+            })
+            .unzip()
+    }
+
+    fn policy(init_seed: u64) -> Box<dyn Policy> {
+        let mut p = foil_models::TinyGpt {
+            d_model: 16,
+            layers: 1,
+            heads: 2,
+            context: 16,
+            mlp_ratio: 2,
+            init_seed,
+        }
+        .build(12, &parse_device("cpu").unwrap(), 3)
+        .unwrap();
+        p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+        p
+    }
+
+    /// Five rows of unequal response lengths (3, 2, 4, 1, 5 tokens) and per-token
+    /// advantages of both signs: any split gives shards with different token counts, so
+    /// a plain mean of per-shard token-mean losses would be wrong.
+    fn rows() -> Vec<(&'static [u32], &'static [u32], Vec<f32>)> {
+        vec![
+            (&[1, 2], &[3, 4, 5], vec![1.0, 0.5, -0.2]),
+            (&[1, 6, 2], &[7, 8], vec![-0.5, -0.7]),
+            (&[2], &[9, 10, 11, 3], vec![0.25, 0.3, 0.1, -0.4]),
+            (&[4, 4], &[5], vec![0.8]),
+            (&[3], &[6, 2, 9, 1, 7], vec![-0.3, 0.6, -0.1, 0.9, 0.2]),
+        ]
+    }
+
+    /// GRPO-style `ppo_clip + kl + entropy bonus` with three different aggregations.
+    fn objective() -> Sum {
+        Sum {
+            terms: vec![
+                Box::new(PpoClip::default()),
+                Box::new(Kl {
+                    coef: 0.5,
+                    aggregate: Aggregate::SeqMeanTokenMean,
+                    ..Kl::default()
+                }),
+                Box::new(Entropy {
+                    coef: 0.05,
+                    aggregate: Aggregate::SeqMeanTokenSumNorm,
+                }),
+            ],
+            weights: Vec::new(),
+        }
+    }
+
+    /// The batch with π_ref from another init and π_old from the policy's own init (so the
+    /// second update has a ratio ≠ 1).
+    fn batch() -> (HostPolicyBatch, PolicyBatch) {
+        let host = HostPolicyBatch::new(&rows(), 0);
+        let mut b = host.to_device(&train_device(&parse_device("cpu").unwrap()), 6);
+        b.ref_logprobs = Some(frozen_logprobs(policy(7).inference().as_ref(), &host, &b));
+        b.old_logprobs = Some(frozen_logprobs(policy(0).inference().as_ref(), &host, &b));
+        (host, b)
+    }
+
+    fn logprobs(p: &dyn Policy, b: &PolicyBatch) -> Vec<f32> {
+        to_vec(token_logprobs(p.forward(&b.input), b.targets.clone()))
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Two updates with `workers` local workers against two plain updates: the same loss
+    /// values, the same reduced gradient per parameter (1e-5), shard gradients that differ
+    /// from each other before the reduce, and the same weights afterwards (1e-4), the
+    /// replicas identical.
+    fn check_split(workers: usize) {
+        let obj = objective();
+        let (host, b) = batch();
+        // one policy, plain steps through a one-peer group (the identity all-reduce)
+        let mut single = policy(0);
+        let (mut one_peer, one_log) = recorders(1);
+        let mut single_losses = Vec::new();
+        for _ in 0..2 {
+            let logits = single.forward(&b.input);
+            let entropy = Some(token_entropy(logits.clone()));
+            let logprobs = token_logprobs(logits, b.targets.clone());
+            let loss = obj.loss(&b, &PolicyOutput { logprobs, entropy }).unwrap();
+            single_losses.push(to_vec(loss.value.clone())[0]);
+            single
+                .step_synced(loss.value, 1e-2, one_peer[0].as_mut())
+                .unwrap();
+        }
+        let reference: Vec<_> = one_log[0]
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect();
+        let params = reference.len() / 2;
+        assert!(params > 4, "{params} gradient tensors");
+
+        let mut leader = policy(0);
+        let (peers, logs) = recorders(workers);
+        let mut w = Workers {
+            dp: DataParallel {
+                workers,
+                ..DataParallel::default()
+            },
+            replicas: (1..workers).map(|_| policy(0)).collect(),
+            peers,
+        };
+        for update in 0..2 {
+            let metrics = w
+                .step_on(&mut leader, &obj, &host, &b, 1e-2)
+                .unwrap()
+                .unwrap_or_else(|nf| panic!("non-finite loss {}", nf.value));
+            assert_eq!(metrics[0].0, "loss");
+            let d = (metrics[0].1 - single_losses[update]).abs();
+            assert!(
+                d < 1e-6,
+                "update {update}: loss {} vs {}",
+                metrics[0].1,
+                single_losses[update]
+            );
+        }
+        // per update: 2 gathers (log-probs, entropies), then one call per parameter
+        let per_update = 2 + params;
+        let logs: Vec<Vec<_>> = logs.iter().map(|l| l.lock().unwrap().clone()).collect();
+        for log in &logs {
+            assert_eq!(log.len(), 2 * per_update);
+        }
+        for update in 0..2 {
+            let calls = update * per_update + 2..(update + 1) * per_update;
+            for (k, call) in calls.clone().enumerate() {
+                let want = &reference[update * params + k];
+                for log in &logs {
+                    let d = max_abs_diff(&log[call].1, want);
+                    assert!(d < 1e-5, "update {update}, parameter {k}: |Δ| = {d}");
+                }
+            }
+            // the workers' own gradients differ from each other (and the reduce matters)
+            let spread = calls
+                .map(|c| max_abs_diff(&logs[0][c].0, &logs[workers - 1][c].0))
+                .fold(0.0, f32::max);
+            assert!(spread > 1e-3, "shard gradients barely differ: {spread}");
+        }
+        let want = logprobs(single.as_ref(), &b);
+        let got = logprobs(leader.as_ref(), &b);
+        let before = logprobs(policy(0).as_ref(), &b);
+        assert!(
+            max_abs_diff(&want, &before) > 1e-3,
+            "the updates moved nothing"
+        );
+        let d = max_abs_diff(&got, &want);
+        assert!(d < 1e-4, "weights after two updates differ: {d}");
+        for r in &w.replicas {
+            assert_eq!(logprobs(r.as_ref(), &b), got, "a replica drifted");
+        }
+    }
+
+    #[test]
+    fn two_workers_on_unequal_halves_give_the_whole_batch_gradient() {
+        check_split(2); // rows 0..2 (5 tokens) and 2..5 (10 tokens)
+    }
+
+    #[test]
+    fn three_workers_give_the_whole_batch_gradient() {
+        check_split(3); // rows 0..1, 1..3, 3..5
+    }
+
+    #[test]
+    fn workers_without_rows_contribute_nothing() {
+        check_split(7); // five workers hold a row each, two hold none
+    }
+
+    #[test]
+    fn shards_are_consecutive_and_cover_every_row() {
+        assert_eq!(shard_rows(5, 2, 0), 0..2);
+        assert_eq!(shard_rows(5, 2, 1), 2..5);
+        assert_eq!(shard_rows(1, 3, 0), 0..0);
+        assert_eq!(shard_rows(1, 3, 2), 0..1);
+        for (n, world) in [(7, 3), (16, 4), (2, 5)] {
+            let covered: Vec<usize> = (0..world).flat_map(|r| shard_rows(n, world, r)).collect();
+            assert_eq!(covered, (0..n).collect::<Vec<_>>());
+        }
+    }
+}

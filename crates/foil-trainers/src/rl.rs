@@ -15,6 +15,13 @@
 //! `π_ref` is the policy as it was when the stage started (frozen; rebuilt from the
 //! stage's first checkpoint on resume).
 //!
+//! **Data parallel** (`data_parallel: {workers: W}`, as in `sft`): rollouts are sampled,
+//! verified, filtered and scored on the leader (the run's policy) exactly as with one
+//! worker, and π_old / π_ref log-probs are computed there too; only each optimizer step's
+//! batch is split by rows over the `W` replicas, which back-propagate their rows and
+//! all-reduce so that the step is exactly the whole batch's (`data_parallel.rs`,
+//! `docs/data-parallel.md`).
+//!
 //! **One update per batch** (`ppo_epochs: 1`, `mini_batches: 1`, the defaults): π_old is
 //! exactly the π_θ being differentiated, so `old` is not computed; the objectives then use
 //! `π_old = sg[π_θ]` (ratio 1, the same loss and gradient) and one forward pass over the
@@ -33,7 +40,9 @@ use rand::seq::SliceRandom;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
+use crate::data_parallel::Workers;
 use crate::train_step::{frozen_logprobs, objective_step};
+use foil_distributed::DataParallel;
 
 /// Recipe part: the `rl` stage (see the module docs for the loop).
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +73,9 @@ pub struct Rl {
     /// reward) and is updated after every step on pairs the `verifier` picks; the
     /// `verifier` then only gives `accuracy` and the reward model's positives.
     pub reward_model: Option<Box<dyn crate::cooper::UpdatableReward>>,
+    /// Data-parallel workers for the policy updates, e.g. `{workers: 2}` (default: none,
+    /// one policy). Sampling stays on the leader. See `docs/data-parallel.md`.
+    pub data_parallel: Option<DataParallel>,
 }
 
 impl Default for Rl {
@@ -82,6 +94,7 @@ impl Default for Rl {
             log_every: 1,
             baseline_sampler: None,
             reward_model: None,
+            data_parallel: None,
         }
     }
 }
@@ -224,6 +237,34 @@ impl Rl {
     }
 }
 
+impl Rl {
+    /// The `data_parallel` settings against this stage: valid settings, one process (the
+    /// leader samples the rollouts, so `node:` is refused), and at least one row per worker
+    /// in an update of a full step (`prompts_per_step × n / mini_batches` rows before
+    /// filters and excluded completions; an update that ends up with fewer rows than
+    /// workers still trains exactly, its spare workers contributing zero gradients).
+    fn validate_data_parallel(&self, dp: &DataParallel) -> anyhow::Result<()> {
+        dp.validate_settings("rl")?;
+        anyhow::ensure!(
+            dp.node.is_none(),
+            "rl: data_parallel.node (multi-node) is not supported by the rl stage: rollouts \
+             are sampled by the leader process only; use local workers"
+        );
+        let rows = (self.prompts_per_step * self.sampler.n()).div_ceil(self.mini_batches);
+        anyhow::ensure!(
+            dp.workers <= rows,
+            "rl: data_parallel.workers ({}) is more than the rows of one update \
+             (prompts_per_step {} × n {} / mini_batches {} = {rows}): every worker needs at \
+             least one row",
+            dp.workers,
+            self.prompts_per_step,
+            self.sampler.n(),
+            self.mini_batches
+        );
+        Ok(())
+    }
+}
+
 #[typetag::serde(name = "rl")]
 impl Stage for Rl {
     fn steps(&self) -> usize {
@@ -244,7 +285,14 @@ impl Stage for Rl {
             self.reward_model.is_none() || self.baseline_sampler.is_none(),
             "rl: reward_model (Cooper) and baseline_sampler cannot be combined"
         );
+        if let Some(dp) = &self.data_parallel {
+            self.validate_data_parallel(dp)?;
+        }
         ctx.prepare_optimizer(&self.optimizer, start_step)?;
+        let mut workers = match &self.data_parallel {
+            Some(dp) => Some(Workers::new(ctx, dp, &self.optimizer)?),
+            None => None,
+        };
         let resumed = if start_step > 0 {
             ctx.resumed_stage_state.take()
         } else {
@@ -317,7 +365,7 @@ impl Stage for Rl {
                 let single_update = self.ppo_epochs == 1 && self.mini_batches == 1;
                 let old_model = (self.objective.needs_old_logprobs() && !single_update)
                     .then_some(behaviour.as_ref());
-                let mut batches = Vec::new();
+                let mut batches: Vec<(HostPolicyBatch, _)> = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
                     let host = HostPolicyBatch::new(&sub, tok.pad_id())
@@ -330,14 +378,18 @@ impl Stage for Rl {
                     if let Some(m) = &reference {
                         batch.ref_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
                     }
-                    batches.push(batch);
+                    batches.push((host, batch));
                 }
                 let lr = self.optimizer.lr_at(step);
                 let mut sums: Vec<(String, f64)> = Vec::new();
                 let mut updates = 0.0;
                 for _ in 0..self.ppo_epochs {
-                    for batch in &batches {
-                        let m = objective_step(ctx, self.objective.as_ref(), batch, step, lr)?;
+                    for (host, batch) in &batches {
+                        let objective = self.objective.as_ref();
+                        let m = match workers.as_mut() {
+                            Some(w) => w.step(ctx, objective, host, batch, step, lr)?,
+                            None => objective_step(ctx, objective, batch, step, lr)?,
+                        };
                         for (k, v) in m {
                             match sums.iter_mut().find(|(n, _)| *n == k) {
                                 Some(e) => e.1 += v as f64,
