@@ -111,13 +111,19 @@ enum Command {
         #[arg(long, default_value_t = 1e-4)]
         tol: f32,
     },
-    /// Write a run's policy as a Hugging Face model directory (LoRA merged).
+    /// Write a run's policy as a Hugging Face model directory or a GGUF file (LoRA merged).
     Export {
         /// Run directory (newest checkpoint) or checkpoint directory.
         run: PathBuf,
-        /// Output directory.
+        /// Output directory (safetensors) or file (gguf).
         #[arg(long, short)]
         out: PathBuf,
+        /// `safetensors` (a Hugging Face directory) or `gguf` (one file for llama.cpp).
+        #[arg(long, default_value = "safetensors")]
+        format: String,
+        /// Matrix type of a GGUF export: `f32` or `f16`.
+        #[arg(long, default_value = "f32")]
+        gguf_dtype: String,
     },
 }
 
@@ -226,9 +232,30 @@ fn main() -> ExitCode {
             device,
             tol,
         } => foil::selftest::selftest(&fixtures, &device, tol),
-        Command::Export { run, out } => foil::export::export(&run, &out).map(|()| {
-            eprintln!("wrote {}", out.display());
-        }),
+        Command::Export {
+            run,
+            out,
+            format,
+            gguf_dtype,
+        } => {
+            let dtype = match gguf_dtype.as_str() {
+                "f32" => Ok(foil_core::policy::GgufDtype::F32),
+                "f16" => Ok(foil_core::policy::GgufDtype::F16),
+                other => Err(anyhow::anyhow!(
+                    "--gguf-dtype {other:?}: expected f32 or f16"
+                )),
+            };
+            let format = match format.as_str() {
+                "safetensors" => Ok(foil::export::ExportFormat::Safetensors),
+                "gguf" => dtype.map(foil::export::ExportFormat::Gguf),
+                other => Err(anyhow::anyhow!(
+                    "--format {other:?}: expected safetensors or gguf"
+                )),
+            };
+            format
+                .and_then(|f| foil::export::export_as(&run, &out, f))
+                .map(|()| eprintln!("wrote {}", out.display()))
+        }
         Command::List => {
             print!("{}", foil_core::registry::listing());
             println!(

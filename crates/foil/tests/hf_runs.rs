@@ -125,6 +125,16 @@ fn a_run_trains_generates_and_exports() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(ids(&from_run), ids(&from_export), "lora={lora}");
+        // the same as one GGUF file (f32): same greedy continuations
+        let gguf = tmp.path().join("exported.gguf");
+        foil::export::export_as(
+            &summary.dir,
+            &gguf,
+            foil::export::ExportFormat::Gguf(foil_core::policy::GgufDtype::F32),
+        )
+        .unwrap();
+        let from_gguf = generate(&gen_opts(&gguf, true)).unwrap();
+        assert_eq!(ids(&from_run), ids(&from_gguf), "lora={lora} (gguf)");
         // export refuses to overwrite
         let e = foil::export::export(&summary.dir, &out)
             .unwrap_err()
