@@ -541,6 +541,110 @@ mod tests {
         check_split(7); // five workers hold a row each, two hold none
     }
 
+    /// Seconds per optimizer update on a GRPO-sized batch (tiny_gpt d64 × 2 layers, 128
+    /// rows of 8–12 prompt + 4–16 response tokens, `ppo_clip + kl`): the plain one-policy
+    /// step vs `Workers` with 1 and 2 thread workers, alternating, with the load average.
+    /// Not a check, a measurement:
+    /// `cargo test --workspace --lib time_updates -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn time_updates_one_vs_two_workers() {
+        let build = || {
+            let mut p = foil_models::TinyGpt {
+                d_model: 64,
+                layers: 2,
+                heads: 4,
+                context: 48,
+                mlp_ratio: 4,
+                init_seed: 0,
+            }
+            .build(24, &parse_device("cpu").unwrap(), 1)
+            .unwrap();
+            p.reset_optimizer(&OptimizerConfig::adamw(1e-4));
+            p
+        };
+        let mut r = foil_core::rng::rng(1, &[2]);
+        use rand::Rng;
+        let data: Vec<(Vec<u32>, Vec<u32>, Vec<f32>)> = (0..128)
+            .map(|_| {
+                let p = (0..r.random_range(8..=12))
+                    .map(|_| r.random_range(1..24))
+                    .collect();
+                let len = r.random_range(4..=16);
+                let y = (0..len).map(|_| r.random_range(1..24)).collect();
+                (p, y, vec![r.random_range(-1.0..1.0); len])
+            })
+            .collect();
+        let rows: Vec<(&[u32], &[u32], Vec<f32>)> = data
+            .iter()
+            .map(|(p, y, a)| (p.as_slice(), y.as_slice(), a.clone()))
+            .collect();
+        let host = HostPolicyBatch::new(&rows, 0);
+        let mut b = host.to_device(&train_device(&parse_device("cpu").unwrap()), 16);
+        b.ref_logprobs = Some(frozen_logprobs(build().inference().as_ref(), &host, &b));
+        let obj = Sum {
+            terms: vec![
+                Box::new(PpoClip::default()),
+                Box::new(Kl {
+                    coef: 0.01,
+                    ..Kl::default()
+                }),
+            ],
+            weights: Vec::new(),
+        };
+        let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        const N: usize = 10;
+        for round in 0..2 {
+            let mut plain = build();
+            let t = std::time::Instant::now();
+            for _ in 0..N {
+                let lp = token_logprobs(plain.forward(&b.input), b.targets.clone());
+                let loss = obj
+                    .loss(
+                        &b,
+                        &PolicyOutput {
+                            logprobs: lp,
+                            entropy: None,
+                        },
+                    )
+                    .unwrap();
+                plain.step(loss.value, 1e-4).unwrap();
+            }
+            let s = t.elapsed().as_secs_f64() / N as f64;
+            println!(
+                "round {round}: plain step: {s:.3} s/update, load {}",
+                load().trim()
+            );
+            for workers in [1, 2] {
+                let mut leader = build();
+                let mut w = Workers {
+                    dp: DataParallel {
+                        workers,
+                        ..DataParallel::default()
+                    },
+                    replicas: (1..workers).map(|_| build()).collect(),
+                    peers: DataParallel {
+                        workers,
+                        ..DataParallel::default()
+                    }
+                    .peers(&leader.device())
+                    .unwrap(),
+                };
+                let t = std::time::Instant::now();
+                for _ in 0..N {
+                    w.step_on(&mut leader, &obj, &host, &b, 1e-4)
+                        .unwrap()
+                        .unwrap_or_else(|_| panic!("non-finite"));
+                }
+                let s = t.elapsed().as_secs_f64() / N as f64;
+                println!(
+                    "round {round}: {workers} worker(s): {s:.3} s/update, load {}",
+                    load().trim()
+                );
+            }
+        }
+    }
+
     #[test]
     fn shards_are_consecutive_and_cover_every_row() {
         assert_eq!(shard_rows(5, 2, 0), 0..2);

@@ -170,3 +170,61 @@ fn bad_settings_are_clear_errors() {
     let e = error_of("\n    data_parallel: {workers: 2, bakend: threads}");
     assert!(e.contains("bakend"), "{e}");
 }
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Wall time of a small GRPO run (tiny_gpt d64 × 2 layers on arithmetic, 16 prompts × 8
+/// samples of up to 16 tokens = 128 rows per update, `ppo_clip + kl`) with one worker vs
+/// two thread workers, 6 steps, run setup included; prints the load average around each
+/// arm. Not a check, a measurement:
+/// `cargo test --workspace --test rl_data_parallel -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn time_rl_steps_one_vs_two_workers() {
+    let text = |dp: &str| {
+        format!(
+            r#"
+name: rl-dp-time
+seed: 1
+device: cpu
+task: {{type: arithmetic, min_operands: 2, max_operands: 3, max_operand: 9, ops: "+-*", modulus: 10, train: 2000, test: 8}}
+policy: {{type: tiny_gpt, d_model: 64, layers: 2, heads: 4, context: 48}}
+stages:
+  - type: rl
+    steps: 6
+    prompts_per_step: 16
+    sampler: {{type: local, n: 8, temperature: 1.0, max_tokens: 16}}
+    verifier: {{type: numeric}}
+    advantage: {{type: grpo}}
+    objective:
+      type: sum
+      terms:
+        - {{type: ppo_clip}}
+        - {{type: kl, coef: 0.01}}
+    optimizer: {{type: adamw, lr: 1.0e-4}}
+    log_every: 100{dp}
+"#
+        )
+    };
+    for round in 0..2 {
+        for (label, dp) in [
+            ("1 worker ", ""),
+            ("2 workers", "\n    data_parallel: {workers: 2}"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let before = load_average();
+            let t = std::time::Instant::now();
+            run_recipe(dir.path(), &text(dp), None).unwrap();
+            let s = t.elapsed().as_secs_f64() / 6.0;
+            println!(
+                "round {round}: {label}: {s:.3} s per rl step (sampling + update, setup / 6); \
+                 load average {before} -> {}",
+                load_average()
+            );
+        }
+    }
+}
