@@ -305,6 +305,7 @@ impl WeightSync {
         let Some(restart) = &self.restart else {
             return Ok(());
         };
+        self.check()?;
         let mut server = self
             .server
             .0
@@ -323,6 +324,15 @@ impl WeightSync {
         Ok(())
     }
 
+    /// Settings that cannot work together.
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.restart.is_none() || self.format == SyncFormat::Gguf,
+            "weight sync: `restart` serves a GGUF file; set `format: gguf`"
+        );
+        Ok(())
+    }
+
     /// Exports `policy` and makes the server serve it; returns the metrics.
     pub fn run(
         &self,
@@ -331,6 +341,7 @@ impl WeightSync {
         api_key_env: &str,
         base_url: &str,
     ) -> anyhow::Result<Vec<(String, f64)>> {
+        self.check()?;
         let t = std::time::Instant::now();
         let parent = self
             .dir
@@ -373,10 +384,6 @@ impl WeightSync {
             ("sync_mb".to_string(), mb),
         ];
         if let Some(restart) = &self.restart {
-            anyhow::ensure!(
-                self.format == SyncFormat::Gguf,
-                "weight sync: `restart` serves a GGUF file; set `format: gguf`"
-            );
             let t = std::time::Instant::now();
             let gguf = std::fs::canonicalize(self.dir.join("model.gguf"))?;
             let log = self.dir.with_extension("server.log");

@@ -233,4 +233,20 @@ fn a_server_that_fails_to_start_is_an_error_with_its_output() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing.gguf"), "{err}");
+
+    // restart needs a GGUF export
+    let s3 = WeightSync {
+        format: SyncFormat::Safetensors,
+        restart: Some(Restart {
+            command: vec!["true".into()],
+            initial_gguf: initial,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = s3
+        .ensure_started(&s.base_url, &ureq::Agent::new_with_defaults())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("format: gguf"), "{err}");
 }

@@ -94,10 +94,11 @@ pub fn permute(data: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32>
     out
 }
 
+/// A named tensor: key, row-major shape, f32 data.
+type Named = (String, Vec<usize>, Vec<f32>);
+
 /// Every parameter of `model` under its transformers key, in PyTorch layout and f32.
-fn hf_tensors<B: Backend>(
-    model: &HfDecoder<B>,
-) -> anyhow::Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+fn hf_tensors<B: Backend>(model: &HfDecoder<B>) -> anyhow::Result<Vec<Named>> {
     ensure!(
         !model.has_lora(),
         "merge LoRA adapters before writing a GGUF file"
