@@ -7,7 +7,10 @@
 //! replicas stay identical. When `L` is a per-token mean and every shard holds the same
 //! number of loss tokens, `(1/W) Σ_w L(shard_w)` is exactly the loss of the whole batch and
 //! `ḡ` its gradient (linearity of the gradient); with unequal token counts `ḡ` is the
-//! gradient of the mean of the shard losses (what DDP computes as well).
+//! gradient of the mean of the shard losses (what DDP computes as well). foil's stages do
+//! not rely on that case: `foil-trainers`' `data_parallel.rs` evaluates the loss once on
+//! the whole batch and has each replica back-propagate its rows' share of `∂L/∂logπ`, so
+//! the mean computed here is exactly the whole batch's gradient for any objective.
 //!
 //! [`GradientSync`] is what a policy's [`Policy::step_synced`](crate::Policy::step_synced)
 //! calls once per gradient tensor, in the same order on every replica.

@@ -2,10 +2,11 @@
 //!
 //! Data-parallel training settings and the gradient all-reduce behind them.
 //!
-//! A stage with `data_parallel: {workers: W}` trains `W` replicas of the policy, each on an
-//! equal shard of every batch; after each backward pass the gradients are averaged across
-//! the replicas ([`GradientSync`]) and every replica applies the same AdamW step, so they
-//! stay identical (see `foil_core::grad_sync` for the arithmetic).
+//! A stage (`sft`, `rl`) with `data_parallel: {workers: W}` trains `W` replicas of the
+//! policy, each on a shard of the rows of every batch; after each backward pass the
+//! gradients are averaged across the replicas ([`GradientSync`]) and every replica applies
+//! the same AdamW step, so they stay identical (see `foil_core::grad_sync` for the
+//! arithmetic and `foil-trainers`' `data_parallel.rs` for the exact whole-batch step).
 //!
 //! * `backend: threads` (default): [`ThreadAllReduce`], std threads in one process,
 //!   tensors averaged on the host. Always built.

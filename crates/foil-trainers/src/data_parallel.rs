@@ -477,19 +477,14 @@ mod tests {
             replicas: (1..workers).map(|_| policy(0)).collect(),
             peers,
         };
-        for update in 0..2 {
+        for (update, want) in single_losses.iter().enumerate() {
             let metrics = w
                 .step_on(&mut leader, &obj, &host, &b, 1e-2)
                 .unwrap()
                 .unwrap_or_else(|nf| panic!("non-finite loss {}", nf.value));
             assert_eq!(metrics[0].0, "loss");
-            let d = (metrics[0].1 - single_losses[update]).abs();
-            assert!(
-                d < 1e-6,
-                "update {update}: loss {} vs {}",
-                metrics[0].1,
-                single_losses[update]
-            );
+            let d = (metrics[0].1 - want).abs();
+            assert!(d < 1e-6, "update {update}: loss {} vs {want}", metrics[0].1);
         }
         // per update: 2 gathers (log-probs, entropies), then one call per parameter
         let per_update = 2 + params;
