@@ -7,7 +7,8 @@
 //! The llama.cpp test is skipped, with a message, unless a Python with
 //! `llama_cpp.server` (`$FOIL_LLAMA_PYTHON`, else `/root/llama-venv/bin/python`) and
 //! `models/SmolLM2-135M-Instruct.Q4_1.gguf` (`cargo xtask fetch smollm2`) exist. A server
-//! that fails to start is an error quoting its output (tested with `sh`).
+//! that fails to start is an error quoting its output (tested with `sh`), and a GGUF sync
+//! without a server writes the file (tiny Qwen2 fixture); both run everywhere.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -221,6 +222,7 @@ fn a_server_that_fails_to_start_is_an_error_with_its_output() {
 
     // a missing initial file is named
     let s2 = WeightSync {
+        format: SyncFormat::Gguf,
         restart: Some(Restart {
             command: vec!["true".into()],
             initial_gguf: out.path().join("missing.gguf"),
@@ -249,4 +251,43 @@ fn a_server_that_fails_to_start_is_an_error_with_its_output() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("format: gguf"), "{err}");
+}
+
+/// `format: gguf` without `restart` (runs everywhere): `{dir}/model.gguf` is written,
+/// replaced at the next sync, and reads back as the policy's configuration.
+#[test]
+fn gguf_sync_without_a_server_writes_the_file() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../foil-models/tests/fixtures/hf/tiny-qwen2-arith");
+    let part: Hf = serde_json::from_value(serde_json::json!({"path": fixture})).unwrap();
+    let policy = part.build(277, &parse_device("cpu").unwrap(), 0).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sync");
+    let s = OpenAi {
+        sync: Some(WeightSync {
+            dir: dir.clone(),
+            format: SyncFormat::Gguf,
+            gguf_dtype: GgufDtype::F16,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for step in 0..2 {
+        let m = s.sync_weights(policy.as_ref(), step).unwrap();
+        let names: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["sync_export_s", "sync_mb"]);
+        let file = foil_gguf::GgufFile::open(dir.join("model.gguf")).unwrap();
+        assert_eq!(file.architecture(), Some("qwen2"));
+        assert_eq!(file.get_u64("qwen2.block_count"), Some(2));
+        assert_eq!(
+            file.tensor_info("blk.0.attn_q.weight").unwrap().ggml_type,
+            foil_gguf::GgmlType::F16
+        );
+        let bytes = std::fs::metadata(dir.join("model.gguf")).unwrap().len();
+        assert!(
+            (m[1].1 - bytes as f64 / 1e6).abs() < 1e-9,
+            "{m:?} vs {bytes}"
+        );
+    }
+    assert!(!out.path().join(".sync.tmp").exists());
 }
