@@ -219,6 +219,21 @@ mod tests {
     }
 
     #[test]
+    fn settings_alone_ignore_the_batch_but_not_zero_workers() {
+        // `rl` checks only the settings: its updates vary in size and split unevenly
+        parse("{workers: 3}")
+            .unwrap()
+            .validate_settings("rl")
+            .unwrap();
+        let e = parse("{workers: 0}")
+            .unwrap()
+            .validate_settings("rl")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "rl: data_parallel.workers must be at least 1 (got 0)");
+    }
+
+    #[test]
     fn unknown_fields_and_backends_are_rejected() {
         assert!(parse("{workers: 2, wrokers: 3}").is_err());
         let e = parse("{backend: nccl}").unwrap_err();
