@@ -8,7 +8,9 @@ use std::time::Duration;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -78,9 +80,8 @@ fn bench_on<B: AutodiffBackend>(c: &mut Criterion, name: &str, dev: B::Device) {
 
 fn burn_probe(c: &mut Criterion) {
     bench_on::<Autodiff<Flex>>(c, "train_autodiff_flex", Default::default());
-    let dev = burn::DispatchDevice::autodiff(burn::DispatchDevice::Flex(
-        burn::backend::flex::FlexDevice,
-    ));
+    let dev =
+        burn::DispatchDevice::autodiff(burn::DispatchDevice::Flex(burn::backend::flex::FlexDevice));
     bench_on::<burn::Dispatch>(c, "train_dispatch_flex", dev);
 }
 

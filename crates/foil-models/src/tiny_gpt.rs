@@ -179,9 +179,10 @@ impl<B: Backend> Block<B> {
         }
         let y = attend(q, k, v, bias).swap_dims(1, 2).reshape([n, t, d]);
         let x = x + linear_rows(&self.proj, y);
-        let m = linear_rows(&self.fc2, burn::tensor::activation::gelu(
-            linear_rows(&self.fc1, self.ln2.forward(x.clone())),
-        ));
+        let m = linear_rows(
+            &self.fc2,
+            burn::tensor::activation::gelu(linear_rows(&self.fc1, self.ln2.forward(x.clone()))),
+        );
         x + m
     }
 }

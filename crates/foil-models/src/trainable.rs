@@ -254,7 +254,9 @@ mod tests {
         use burn::nn::LinearConfig;
         let device = train_device(&parse_device("cpu").unwrap());
         let layer: Linear<FB> = with_seed(&device, 3, || LinearConfig::new(6, 5).init(&device));
-        let xs: Vec<f32> = (0..2 * 3 * 6).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+        let xs: Vec<f32> = (0..2 * 3 * 6)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+            .collect();
         let x = || {
             Tensor::<FB, 3>::from_data(TensorData::new(xs.clone(), [2, 3, 6]), &device)
                 .require_grad()
