@@ -29,7 +29,43 @@ struct Pending {
     name: String,
     dims: Vec<u64>,
     ty: GgmlType,
-    data: Vec<u8>,
+    data: Data,
+}
+
+/// A tensor's data as kept until the file is written.
+#[derive(Debug, Clone)]
+enum Data {
+    /// Stored bytes, as they go into the file.
+    Bytes(Vec<u8>),
+    /// F32 values, turned into little-endian bytes chunk by chunk while writing (no
+    /// second copy of a large model in memory).
+    F32(Vec<f32>),
+}
+
+impl Data {
+    fn n_bytes(&self) -> u64 {
+        match self {
+            Data::Bytes(b) => b.len() as u64,
+            Data::F32(v) => v.len() as u64 * 4,
+        }
+    }
+
+    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+        match self {
+            Data::Bytes(b) => w.write_all(b),
+            Data::F32(v) => {
+                let mut buf = Vec::with_capacity(1 << 16);
+                for chunk in v.chunks(1 << 14) {
+                    buf.clear();
+                    for x in chunk {
+                        buf.extend_from_slice(&x.to_le_bytes());
+                    }
+                    w.write_all(&buf)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl GgufWriter {
@@ -61,8 +97,18 @@ impl GgufWriter {
         shape: &[usize],
         data: &[f32],
     ) -> anyhow::Result<&mut Self> {
-        let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.add_raw(name, shape, GgmlType::F32, bytes)
+        self.add_f32_vec(name, shape, data.to_vec())
+    }
+
+    /// [`GgufWriter::add_f32`] taking the values by value: they are kept as they are and
+    /// converted to bytes only while the file is written.
+    pub fn add_f32_vec(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> anyhow::Result<&mut Self> {
+        self.push(name, shape, GgmlType::F32, Data::F32(data))
     }
 
     /// Adds an F16 tensor, rounding `data` to half precision (round to nearest even).
@@ -72,10 +118,10 @@ impl GgufWriter {
         shape: &[usize],
         data: &[f32],
     ) -> anyhow::Result<&mut Self> {
-        let bytes = data
-            .iter()
-            .flat_map(|&x| f16::from_f32(x).to_bits().to_le_bytes())
-            .collect();
+        let mut bytes = Vec::with_capacity(data.len() * 2);
+        for &x in data {
+            bytes.extend_from_slice(&f16::from_f32(x).to_bits().to_le_bytes());
+        }
         self.add_raw(name, shape, GgmlType::F16, bytes)
     }
 
@@ -88,6 +134,16 @@ impl GgufWriter {
         shape: &[usize],
         ty: GgmlType,
         bytes: Vec<u8>,
+    ) -> anyhow::Result<&mut Self> {
+        self.push(name, shape, ty, Data::Bytes(bytes))
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        ty: GgmlType,
+        data: Data,
     ) -> anyhow::Result<&mut Self> {
         ensure!(
             shape.len() <= MAX_DIMS as usize,
@@ -110,15 +166,15 @@ impl GgufWriter {
         );
         let want = n / ty.block_size() * ty.type_size();
         ensure!(
-            bytes.len() == want,
+            data.n_bytes() == want as u64,
             "tensor {name:?}: shape {shape:?} of {ty} takes {want} bytes, got {}",
-            bytes.len()
+            data.n_bytes()
         );
         self.tensors.push(Pending {
             name: name.to_string(),
             dims: shape.iter().rev().map(|&d| d as u64).collect(),
             ty,
-            data: bytes,
+            data,
         });
         Ok(self)
     }
@@ -155,13 +211,13 @@ impl GgufWriter {
             }
             head.extend(t.ty.id().to_le_bytes());
             head.extend(offset.to_le_bytes());
-            offset = (offset + t.data.len() as u64).next_multiple_of(align);
+            offset = (offset + t.data.n_bytes()).next_multiple_of(align);
         }
         pad(&mut head, align);
         w.write_all(&head)?;
         for t in &self.tensors {
-            w.write_all(&t.data)?;
-            let n = t.data.len() as u64;
+            t.data.write(w)?;
+            let n = t.data.n_bytes();
             w.write_all(&vec![0u8; (n.next_multiple_of(align) - n) as usize])?;
         }
         Ok(())
