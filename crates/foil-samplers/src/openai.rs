@@ -22,7 +22,9 @@
 //! `stop` finish counts as the end-of-sequence token: set no stop strings for RL on a
 //! server that does not report `stop_reason`.
 //!
-//! `sync` hands the updated weights to the server after each RL update ([`WeightSync`]).
+//! `sync` hands the updated weights to the server after each RL update ([`WeightSync`]):
+//! a Hugging Face directory and a reload request (SGLang), or a GGUF file and a restart of
+//! a server foil manages (llama.cpp).
 //!
 //! Seeds: request `r` for problem `i` sends `seed = hash(seed, i, r)`, so a server that
 //! honours per-request seeds (vLLM, llama.cpp) reproduces a run. Errors name the URL and
@@ -318,10 +320,17 @@ impl WeightSync {
                  the first sync: the policy's .gguf, or `foil export --format gguf` output)",
                 restart.initial_gguf.display()
             );
-            let log = self.dir.with_extension("server.log");
+            let log = self.server_log();
             *server = Some(restart.start(&restart.initial_gguf, base_url, &log, agent)?);
         }
         Ok(())
+    }
+
+    /// Where the managed server's output goes: `{dir}.server.log`.
+    fn server_log(&self) -> std::path::PathBuf {
+        let mut p = self.dir.clone().into_os_string();
+        p.push(".server.log");
+        p.into()
     }
 
     /// Settings that cannot work together.
@@ -386,7 +395,7 @@ impl WeightSync {
         if let Some(restart) = &self.restart {
             let t = std::time::Instant::now();
             let gguf = std::fs::canonicalize(self.dir.join("model.gguf"))?;
-            let log = self.dir.with_extension("server.log");
+            let log = self.server_log();
             *server = Some(restart.start(&gguf, base_url, &log, agent)?);
             out.push(("sync_restart_s".to_string(), t.elapsed().as_secs_f64()));
         }
