@@ -8,6 +8,7 @@ use foil_samplers::Local;
 
 fn generation(c: &mut Criterion) {
     foil::link_all();
+    foil::keep_freed_pages();
     let task = task();
     let problems = &task.train[..16];
     let sampler = Local {

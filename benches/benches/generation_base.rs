@@ -12,6 +12,7 @@ use foil_samplers::Local;
 
 fn generation_base(c: &mut Criterion) {
     foil::link_all();
+    foil::keep_freed_pages();
     let tok = IdTokenizer { vocab: BASE_VOCAB };
     let problems: Vec<Problem> = (0..GEN_ROWS)
         .map(|i| Problem {

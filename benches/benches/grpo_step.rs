@@ -36,6 +36,7 @@ where
 
 fn grpo_step(c: &mut Criterion) {
     foil::link_all();
+    foil::keep_freed_pages();
     // "Q:a+b=" with a, b in 0..=99, as the TRL script's problems
     let task = Arithmetic {
         min_operands: 2,

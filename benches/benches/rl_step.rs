@@ -11,6 +11,7 @@ use foil_objectives::PpoClip;
 
 fn rl_step(c: &mut Criterion) {
     foil::link_all();
+    foil::keep_freed_pages();
     let task = task();
     let tok = task.tokenizer.clone();
     let prompts: Vec<Vec<u32>> = task.train[..16]

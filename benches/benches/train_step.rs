@@ -14,6 +14,7 @@ use foil_objectives::Nll;
 
 fn train_step(c: &mut Criterion) {
     foil::link_all();
+    foil::keep_freed_pages();
     // rows = one prompt token + 127 target tokens: the loss covers all 127 next-token
     // predictions of each 128-token row, as the reference script's does
     let ids = random_ids(TRAIN_ROWS * TRAIN_LEN, BASE_VOCAB, 7);

@@ -129,6 +129,7 @@ enum Command {
 
 fn main() -> ExitCode {
     foil::link_all();
+    foil::keep_freed_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
