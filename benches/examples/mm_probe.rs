@@ -1,3 +1,7 @@
+//! flex f32 GEMM throughput on the train step's shapes, for comparison with
+//! `torch.matmul` at the same sizes (`cargo run --profile dev -p foil-benches --example
+//! mm_probe`; `RAYON_NUM_THREADS=1` for one core). docs/benchmarks.md, session 6.
+
 use burn::backend::Flex;
 use burn::prelude::*;
 use burn::tensor::Distribution;
