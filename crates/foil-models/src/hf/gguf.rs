@@ -112,58 +112,116 @@ pub fn vocab(file: &GgufFile) -> anyhow::Result<GgufVocab> {
     })
 }
 
+/// Tensor names of the whole model: (llama.cpp, transformers).
+const MODEL_NAMES: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+
+/// Module names within layer N (`blk.N.` / `model.layers.N.`): (llama.cpp, transformers).
+const LAYER_NAMES: [(&str, &str); 9] = [
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+    ("attn_norm", "input_layernorm"),
+    ("ffn_norm", "post_attention_layernorm"),
+];
+
+/// The GGUF architecture a family is stored as (Mistral as `llama`, as llama.cpp's
+/// converter writes it).
+pub fn architecture(family: Family) -> &'static str {
+    match family {
+        Family::Llama | Family::Mistral => "llama",
+        Family::Qwen2 => "qwen2",
+    }
+}
+
+/// The heads whose rows llama.cpp permutes: the q and k weights of the `llama`
+/// architecture (`None` for everything else).
+fn rotary_heads(gguf_module: &str, kind: &str, config: &HfConfig) -> Option<usize> {
+    if architecture(config.family) != "llama" || kind != "weight" {
+        return None;
+    }
+    match gguf_module {
+        "attn_q" => Some(config.num_attention_heads),
+        "attn_k" => Some(config.num_key_value_heads),
+        _ => None,
+    }
+}
+
+/// The name of a tensor on the other side of [`MODEL_NAMES`] / [`LAYER_NAMES`], and its
+/// rotary heads. `to_gguf`: `name` is a transformers key; otherwise a GGUF name.
+pub(super) fn rename(
+    name: &str,
+    to_gguf: bool,
+    config: &HfConfig,
+) -> Option<(String, Option<usize>)> {
+    // (this side's name, the other side's name)
+    let from = |pair: &(&'static str, &'static str)| -> (&'static str, &'static str) {
+        if to_gguf {
+            (pair.1, pair.0)
+        } else {
+            (pair.0, pair.1)
+        }
+    };
+    if let Some(pair) = MODEL_NAMES.iter().find(|p| from(p).0 == name) {
+        return Some((from(pair).1.to_string(), None));
+    }
+    let (prefix, out_prefix) = if to_gguf {
+        ("model.layers.", "blk.")
+    } else {
+        ("blk.", "model.layers.")
+    };
+    let rest = name.strip_prefix(prefix)?;
+    let (layer, part) = rest.split_once('.')?;
+    let (module, kind) = part.rsplit_once('.')?;
+    let pair = LAYER_NAMES.iter().find(|p| from(p).0 == module)?;
+    let heads = rotary_heads(pair.0, kind, config);
+    Some((
+        format!("{out_prefix}{layer}.{}.{kind}", from(pair).1),
+        heads,
+    ))
+}
+
 /// The transformers key of a GGUF tensor name, and whether its rows need llama's
 /// rotary un-permutation (`Some(heads)`).
 fn hf_key(name: &str, config: &HfConfig) -> Option<(String, Option<usize>)> {
-    let top = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(k) = top {
-        return Some((k.to_string(), None));
-    }
-    let rest = name.strip_prefix("blk.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let (module, kind) = part.rsplit_once('.')?;
-    let permute = config.family == Family::Llama && kind == "weight";
-    let (target, heads) = match module {
-        "attn_q" => (
-            "self_attn.q_proj",
-            permute.then_some(config.num_attention_heads),
-        ),
-        "attn_k" => (
-            "self_attn.k_proj",
-            permute.then_some(config.num_key_value_heads),
-        ),
-        "attn_v" => ("self_attn.v_proj", None),
-        "attn_output" => ("self_attn.o_proj", None),
-        "ffn_gate" => ("mlp.gate_proj", None),
-        "ffn_up" => ("mlp.up_proj", None),
-        "ffn_down" => ("mlp.down_proj", None),
-        "attn_norm" => ("input_layernorm", None),
-        "ffn_norm" => ("post_attention_layernorm", None),
-        _ => return None,
-    };
-    Some((format!("model.layers.{layer}.{target}.{kind}"), heads))
+    rename(name, false, config)
 }
 
-/// Undoes llama.cpp's q/k row permutation: rows `[heads, m, 2, cols]` → `[heads, 2, m, cols]`.
-pub fn unpermute(data: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+/// llama.cpp's q/k row order: within each head of `2m` rows, Hugging Face row `b·m + a`
+/// is GGUF row `2a + b` (`LlamaModel.permute` of its converter). `to_gguf` applies it,
+/// otherwise it is undone.
+fn rotary_rows(data: &[f32], rows: usize, cols: usize, heads: usize, to_gguf: bool) -> Vec<f32> {
     let per_head = rows / heads;
     let m = per_head / 2;
     let mut out = vec![0.0; data.len()];
     for h in 0..heads {
         for a in 0..m {
             for b in 0..2 {
-                let src = (h * per_head + 2 * a + b) * cols;
-                let dst = (h * per_head + b * m + a) * cols;
+                let hf = (h * per_head + b * m + a) * cols;
+                let gguf = (h * per_head + 2 * a + b) * cols;
+                let (src, dst) = if to_gguf { (hf, gguf) } else { (gguf, hf) };
                 out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
             }
         }
     }
     out
+}
+
+/// Undoes llama.cpp's q/k row permutation: rows `[heads, m, 2, cols]` → `[heads, 2, m, cols]`.
+pub fn unpermute(data: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+    rotary_rows(data, rows, cols, heads, false)
+}
+
+/// llama.cpp's q/k row permutation: rows `[heads, 2, m, cols]` → `[heads, m, 2, cols]`.
+pub fn permute(data: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+    rotary_rows(data, rows, cols, heads, true)
 }
 
 /// Every tensor of the file, dequantised and renamed, as one safetensors buffer (f32).

@@ -33,65 +33,15 @@ use foil_tokenizers::gguf_vocab::{
 };
 use serde_json::Value as Json;
 
-use super::config::{Family, HfConfig, RopeScaling};
+use super::config::{HfConfig, RopeScaling};
 use super::decoder::HfDecoder;
+use super::gguf::{architecture, permute};
 use super::weights::hf_name;
-
-/// The GGUF architecture a family is written as.
-pub fn architecture(family: Family) -> &'static str {
-    match family {
-        Family::Llama | Family::Mistral => "llama",
-        Family::Qwen2 => "qwen2",
-    }
-}
 
 /// The llama.cpp name of a transformers key, and the heads whose rows to permute
 /// (`Some(heads)` for llama's q/k weights). `None`: not a tensor llama.cpp loads.
 fn gguf_name(key: &str, config: &HfConfig) -> Option<(String, Option<usize>)> {
-    let top = match key {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(n) = top {
-        return Some((n.to_string(), None));
-    }
-    let rest = key.strip_prefix("model.layers.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let (module, kind) = part.rsplit_once('.')?;
-    let permute = architecture(config.family) == "llama" && kind == "weight";
-    let (target, heads) = match module {
-        "self_attn.q_proj" => ("attn_q", permute.then_some(config.num_attention_heads)),
-        "self_attn.k_proj" => ("attn_k", permute.then_some(config.num_key_value_heads)),
-        "self_attn.v_proj" => ("attn_v", None),
-        "self_attn.o_proj" => ("attn_output", None),
-        "mlp.gate_proj" => ("ffn_gate", None),
-        "mlp.up_proj" => ("ffn_up", None),
-        "mlp.down_proj" => ("ffn_down", None),
-        "input_layernorm" => ("attn_norm", None),
-        "post_attention_layernorm" => ("ffn_norm", None),
-        _ => return None,
-    };
-    Some((format!("blk.{layer}.{target}.{kind}"), heads))
-}
-
-/// llama.cpp's q/k row permutation: rows `[heads, 2, m, cols]` → `[heads, m, 2, cols]`
-/// (Hugging Face row `b·m + a` of a head becomes GGUF row `2a + b`).
-pub fn permute(data: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
-    let per_head = rows / heads;
-    let m = per_head / 2;
-    let mut out = vec![0.0; data.len()];
-    for h in 0..heads {
-        for a in 0..m {
-            for b in 0..2 {
-                let src = (h * per_head + b * m + a) * cols;
-                let dst = (h * per_head + 2 * a + b) * cols;
-                out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
-            }
-        }
-    }
-    out
+    super::gguf::rename(key, true, config)
 }
 
 /// A named tensor: key, row-major shape, f32 data.
