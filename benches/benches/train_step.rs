@@ -11,6 +11,7 @@ use foil_core::batch::{HostPolicyBatch, token_logprobs};
 use foil_core::policy::OptimizerConfig;
 use foil_core::{Objective, PolicyOutput};
 use foil_objectives::Nll;
+use foil_trainers::data_parallel::Workers;
 
 fn train_step(c: &mut Criterion) {
     foil::link_all();
@@ -45,6 +46,23 @@ fn train_step(c: &mut Criterion) {
                 )
                 .expect("nll loss");
             policy.step(loss.value, 1e-4).expect("AdamW step");
+        })
+    });
+    // The same step by two data-parallel thread workers (`data_parallel: {workers: 2}`),
+    // 8 rows each: one process's flex ops keep ~1.2 of 2 cores busy, two replicas fill
+    // the second. Same update as above (the data-parallel step is exact).
+    let mut leader = base_gpt("cpu").expect("the baseline GPT builds");
+    leader.reset_optimizer(&OptimizerConfig::adamw(1e-4));
+    let mut replica = base_gpt("cpu").expect("the baseline GPT builds");
+    replica.reset_optimizer(&OptimizerConfig::adamw(1e-4));
+    let mut workers = Workers::threads(leader.as_ref(), vec![replica]).expect("two workers");
+    g.bench_function("tiny_gpt_d256_2workers", |b| {
+        b.iter(|| {
+            let batch = host.to_device(&leader.device(), TRAIN_LEN - 1);
+            workers
+                .step_on(&mut leader, &objective, &host, &batch, 1e-4)
+                .expect("data-parallel step")
+                .unwrap_or_else(|nf| panic!("non-finite loss {}", nf.value));
         })
     });
     g.finish();

@@ -42,7 +42,7 @@ use foil_core::{Objective, PolicyOutput};
 use foil_distributed::DataParallel;
 
 /// The replicas and all-reduce handles of a stage.
-pub(crate) struct Workers {
+pub struct Workers {
     dp: DataParallel,
     /// Local workers 1.. (worker 0 is `ctx.policy`).
     replicas: Vec<Box<dyn Policy>>,
@@ -50,8 +50,10 @@ pub(crate) struct Workers {
 }
 
 /// What a step that could not be taken computed: a non-finite loss and its metrics.
-pub(crate) struct NonFinite {
+pub struct NonFinite {
+    /// The loss.
     pub value: f32,
+    /// Its terms and metrics, for the error message.
     pub detail: String,
 }
 
@@ -108,9 +110,24 @@ impl Workers {
         }
     }
 
+    /// Thread workers outside a run (benches): `leader` is worker 0, `replicas` the
+    /// others, which must hold the leader's weights and optimizer settings.
+    pub fn threads(leader: &dyn Policy, replicas: Vec<Box<dyn Policy>>) -> anyhow::Result<Self> {
+        let dp = DataParallel {
+            workers: replicas.len() + 1,
+            ..DataParallel::default()
+        };
+        let peers = dp.peers(&leader.device())?;
+        Ok(Self {
+            dp,
+            replicas,
+            peers,
+        })
+    }
+
     /// [`Workers::step`] with the leader policy given directly (the module docs list the
     /// four phases). No worker steps when the loss is not finite.
-    pub(crate) fn step_on(
+    pub fn step_on(
         &mut self,
         leader: &mut Box<dyn Policy>,
         objective: &dyn Objective,

@@ -4,7 +4,7 @@
 //! runner that executes a recipe with metrics, checkpoints and resume.
 
 pub mod cooper;
-mod data_parallel;
+pub mod data_parallel;
 pub mod drop_solved;
 pub mod dynamic_sampling;
 pub mod eval;
