@@ -208,6 +208,13 @@ impl HostPolicyBatch {
     }
 }
 
+/// Rows `part` of `parts` takes out of `n`: consecutive, boundaries at ⌊part·n/parts⌋, so
+/// sizes differ by at most one; empty when there are fewer rows than parts. Shared by
+/// data-parallel training (`foil-trainers`) and the `local` sampler's decode groups.
+pub fn shard_rows(n: usize, parts: usize, part: usize) -> std::ops::Range<usize> {
+    part * n / parts..(part + 1) * n / parts
+}
+
 /// Per-token log-probabilities of `targets` under `logits` (`[n, T, V]`, of which the
 /// first `T-1` columns are used): `log_softmax(logits)[.., targets]`.
 pub fn token_logprobs(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {

@@ -33,7 +33,7 @@
 use burn::tensor::{Tensor, TensorData};
 use foil_core::backend::B;
 use foil_core::batch::{
-    HostPolicyBatch, PolicyBatch, SeqBatch, to_vec, token_entropy, token_logprobs,
+    HostPolicyBatch, PolicyBatch, SeqBatch, shard_rows, to_vec, token_entropy, token_logprobs,
 };
 use foil_core::grad_sync::GradientSync;
 use foil_core::policy::{OptimizerConfig, Policy};
@@ -41,26 +41,15 @@ use foil_core::run::RunContext;
 use foil_core::{Objective, PolicyOutput};
 use foil_distributed::DataParallel;
 
+pub use crate::train_step::NonFinite;
+use crate::train_step::{finite_value, step_metrics};
+
 /// The replicas and all-reduce handles of a stage.
 pub struct Workers {
     dp: DataParallel,
     /// Local workers 1.. (worker 0 is `ctx.policy`).
     replicas: Vec<Box<dyn Policy>>,
     peers: Vec<Box<dyn GradientSync>>,
-}
-
-/// What a step that could not be taken computed: a non-finite loss and its metrics.
-pub struct NonFinite {
-    /// The loss.
-    pub value: f32,
-    /// Its terms and metrics, for the error message.
-    pub detail: String,
-}
-
-/// The rows global rank `rank` of `world` trains on, out of `n`: consecutive, sizes differ
-/// by at most one. Empty when there are fewer rows than workers.
-pub(crate) fn shard_rows(n: usize, world: usize, rank: usize) -> std::ops::Range<usize> {
-    rank * n / world..(rank + 1) * n / world
 }
 
 impl Workers {
@@ -186,16 +175,10 @@ impl Workers {
                 entropy: ent_leaf.clone(),
             },
         )?;
-        let value = to_vec(loss.value.clone())[0];
-        if !value.is_finite() {
-            let detail = loss
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Ok(Err(NonFinite { value, detail }));
-        }
+        let value = match finite_value(&loss) {
+            Ok(value) => value,
+            Err(nf) => return Ok(Err(nf)),
+        };
         let grads = loss.value.backward();
         let grad_of = |t: &Tensor<B, 2>| {
             t.grad(&grads)
@@ -242,9 +225,7 @@ impl Workers {
         for (w, r) in results.into_iter().enumerate() {
             r.map_err(|e| e.context(format!("data-parallel worker {w}")))?;
         }
-        let mut metrics = vec![("loss".to_string(), value)];
-        metrics.extend(loss.metrics);
-        Ok(Ok(metrics))
+        Ok(Ok(step_metrics(value, loss.metrics)))
     }
 }
 

@@ -4,7 +4,7 @@ use burn::tensor::{Tensor, TensorData};
 use foil_core::batch::{HostPolicyBatch, PolicyBatch, to_vec, token_entropy, token_logprobs};
 use foil_core::policy::InferenceModel;
 use foil_core::run::RunContext;
-use foil_core::{Objective, PolicyOutput};
+use foil_core::{Loss, Objective, PolicyOutput};
 
 /// Per-token log-probs of the batch's targets under a frozen model, as a constant tensor on
 /// the training device.
@@ -36,20 +36,39 @@ pub fn objective_step(
         .then(|| token_entropy(logits.clone()));
     let logprobs = token_logprobs(logits, batch.targets.clone());
     let loss = objective.loss(batch, &PolicyOutput { logprobs, entropy })?;
-    let value = to_vec(loss.value.clone())[0];
-    if !value.is_finite() {
-        let detail = loss
-            .metrics
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ctx.non_finite(step, value, detail));
-    }
+    let value = finite_value(&loss).map_err(|nf| ctx.non_finite(step, nf.value, nf.detail))?;
     ctx.policy.step(loss.value, lr)?;
-    let mut metrics = vec![("loss".to_string(), value)];
-    metrics.extend(loss.metrics);
-    Ok(metrics)
+    Ok(step_metrics(value, loss.metrics))
+}
+
+/// A loss that is not finite: its value and its terms' metrics, for the error message.
+pub struct NonFinite {
+    /// The loss.
+    pub value: f32,
+    /// Its metrics as `name=value, …`.
+    pub detail: String,
+}
+
+/// The value of `loss`, or what makes the step refuse it.
+pub(crate) fn finite_value(loss: &Loss) -> Result<f32, NonFinite> {
+    let value = to_vec(loss.value.clone())[0];
+    if value.is_finite() {
+        return Ok(value);
+    }
+    let detail = loss
+        .metrics
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(NonFinite { value, detail })
+}
+
+/// What a step logs: `loss` first, then the objective's metrics.
+pub(crate) fn step_metrics(value: f32, metrics: Vec<(String, f32)>) -> Vec<(String, f32)> {
+    let mut out = vec![("loss".to_string(), value)];
+    out.extend(metrics);
+    out
 }
 
 #[cfg(test)]
