@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData};
 use foil_core::backend::B;
-use foil_core::batch::{SeqBatch, to_vec};
+use foil_core::batch::{SeqBatch, shard_rows, to_vec};
 use foil_core::policy::{DecodeCache, InferenceModel};
 use foil_core::{
     Completion, Finish, Group, LogitProcessor, Problem, PromptProcessor, Sampler, Tokenizer,
@@ -165,7 +165,7 @@ impl Local {
         let pad_id = tokenizer.pad_id();
         let groups = split_rows(rows, self.groups(rows, &device));
         // each group: the logits of its last column (taken each step) and its KV cache
-        let mut state: Vec<(Option<Tensor<B, 2>>, DecodeCache)> = on_groups(&groups, |r| {
+        let mut state: Vec<(Option<Tensor<B, 2>>, DecodeCache)> = on_threads(groups.clone(), |r| {
             let batch = SeqBatch::left_padded(&prompts[r.clone()], pad_id);
             let (logits, cache) = model.prefill(&batch.to_input(&device));
             (Some(logits), cache)
@@ -191,13 +191,12 @@ impl Local {
                 }
             }
             // padding is never an output (unless it doubles as end-of-sequence)
-            let pad = tokenizer.pad_id();
-            if !tokenizer.is_eos(pad) && (pad as usize) < v {
+            if !tokenizer.is_eos(pad_id) && (pad_id as usize) < v {
                 for r in 0..rows {
-                    host[r * v + pad as usize] = f32::NEG_INFINITY;
+                    host[r * v + pad_id as usize] = f32::NEG_INFINITY;
                 }
             }
-            let mut next = vec![tokenizer.pad_id() as i64; rows];
+            let mut next = vec![pad_id as i64; rows];
             for r in 0..rows {
                 if done[r] {
                     continue;
@@ -240,7 +239,7 @@ impl Local {
                 .zip(&groups)
                 .filter(|(_, r)| (r.start..r.end).any(|i| !done[i]))
                 .collect();
-            on_each(live, |((logits, cache), r)| {
+            on_threads(live, |((logits, cache), r)| {
                 let n = r.len();
                 *logits = Some(model.decode(
                     cache,
@@ -259,33 +258,25 @@ impl Local {
     }
 }
 
-/// `rows` split into `parts` contiguous ranges whose sizes differ by at most one.
+/// `rows` split into `parts` contiguous groups ([`shard_rows`]), never more groups than
+/// rows and always at least one.
 fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
     let parts = parts.clamp(1, rows.max(1));
-    let (base, extra) = (rows / parts, rows % parts);
-    let mut start = 0;
-    (0..parts)
-        .map(|i| {
-            let end = start + base + usize::from(i < extra);
-            let r = start..end;
-            start = end;
-            r
-        })
-        .collect()
+    (0..parts).map(|i| shard_rows(rows, parts, i)).collect()
 }
 
-/// `f` on each group of rows, each on its own scoped thread when there are several;
-/// results in group order.
-fn on_groups<T: Send>(groups: &[Range<usize>], f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
-    if groups.len() == 1 {
-        return vec![f(groups[0].clone())];
+/// `f` on each item, each on its own scoped thread when there are several; results in
+/// item order.
+fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
     }
     std::thread::scope(|s| {
-        let handles: Vec<_> = groups
-            .iter()
-            .map(|r| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| {
                 let f = &f;
-                s.spawn(move || f(r.clone()))
+                s.spawn(move || f(item))
             })
             .collect();
         handles
@@ -293,20 +284,6 @@ fn on_groups<T: Send>(groups: &[Range<usize>], f: impl Fn(Range<usize>) -> T + S
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
-}
-
-/// `f` on each item, each on its own scoped thread when there are several.
-fn on_each<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync) {
-    if items.len() <= 1 {
-        items.into_iter().for_each(f);
-        return;
-    }
-    std::thread::scope(|s| {
-        for item in items {
-            let f = &f;
-            s.spawn(move || f(item));
-        }
-    });
 }
 
 #[typetag::serde(name = "local")]
@@ -415,8 +392,8 @@ mod tests {
 
     #[test]
     fn rows_split_into_near_equal_contiguous_groups() {
-        // 10 rows in 3 groups: 10 = 3·3 + 1, so the first group takes the extra row
-        assert_eq!(split_rows(10, 3), vec![0..4, 4..7, 7..10]);
+        // 10 rows in 3 groups: boundaries ⌊10·i/3⌋ = 0, 3, 6, 10, so the last takes the extra row
+        assert_eq!(split_rows(10, 3), vec![0..3, 3..6, 6..10]);
         assert_eq!(split_rows(4, 1), vec![0..4]);
         // never more groups than rows, never an empty group
         assert_eq!(split_rows(2, 8), vec![0..1, 1..2]);
