@@ -19,18 +19,21 @@ use foil_samplers as _;
 use foil_trainers as _;
 use foil_verifiers as _;
 
+/// `mi_option_purge_delay`: entry 15 of `mi_option_t` in mimalloc.h (v2 and v3, as vendored
+/// by libmimalloc-sys 0.1.49); the Rust bindings do not name it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// Tells mimalloc (the `foil` binary's allocator) to keep the pages of freed memory for
 /// reuse instead of returning them to the kernel a while after the free (its
-/// `purge_delay`: 1000 ms in the mimalloc v3 that libmimalloc-sys builds, 10 ms in v2). A training step frees and re-allocates the same large activation and
+/// `purge_delay`: 1000 ms in the mimalloc v3 that libmimalloc-sys builds, 10 ms in v2).
+/// A training step frees and re-allocates the same large activation and
 /// gradient buffers every time; returned pages come back zero-filled by the kernel
 /// (`clear_page_erms`, 8.6 % of the train-step profile). With this, the train-step bench
 /// had ~25× fewer page faults and took 1.20 / 1.29 s instead of 1.35 / 1.37 s
 /// (docs/benchmarks.md). The price: the process keeps its peak memory until it exits.
 pub fn keep_freed_pages() {
-    // `mi_option_purge_delay` is entry 15 of `mi_option_t` in mimalloc.h (v2 and v3, as
-    // vendored by libmimalloc-sys 0.1.49); the Rust bindings do not name it. −1 = never purge.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: sets a process-wide integer option; mimalloc reads it on its next purge.
+    // −1 = never purge
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
 }
 
@@ -57,7 +60,7 @@ mod allocator_tests {
     /// call it is −1 (−1 before too when another test of this binary called it first).
     #[test]
     fn keep_freed_pages_sets_mimallocs_purge_delay() {
-        let get = || unsafe { libmimalloc_sys::mi_option_get(15) };
+        let get = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
         let before = get();
         assert!(
             [1000, 10, -1].contains(&before),
