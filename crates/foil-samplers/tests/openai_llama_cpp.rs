@@ -2,7 +2,8 @@
 //! PyPI, built from source) serving SmolLM2-135M-Instruct from `models/`.
 //!
 //! Skipped, with a message, unless both exist:
-//! - a Python with `llama_cpp.server`: `$FOIL_LLAMA_PYTHON`, else `python3`
+//! - a Python with `llama_cpp.server`: `$FOIL_LLAMA_PYTHON`, else `~/llama-venv/bin/python`,
+//!   else `python3`
 //!   (install: `python3 -m venv ~/llama-venv && ~/llama-venv/bin/pip install
 //!   'llama-cpp-python[server]'`, ~15 min of C++ on 2 cores, so CI does not);
 //! - `models/SmolLM2-135M-Instruct.Q4_1.gguf` (`cargo xtask fetch smollm2`).
@@ -11,13 +12,13 @@
 //! a per-request `seed`, so the sampler runs with `n_per_request: 1` and the test checks
 //! structure, not texts.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use foil_core::backend::parse_device;
-use foil_core::{Finish, PolicyConfig, Problem, Sampler, Task, Tokenizer};
+use foil_core::{Finish, PolicyConfig, Sampler, Task, Tokenizer};
 use foil_gguf::GgufFile;
 use foil_samplers::openai::OpenAi;
 use foil_tokenizers::HfTokenizer;
@@ -30,40 +31,15 @@ impl Drop for Server {
     }
 }
 
-fn python() -> Option<String> {
-    let py = std::env::var("FOIL_LLAMA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import llama_cpp.server"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(py)
-}
-
 #[test]
 fn samples_from_llama_cpp_server_with_smollm2() {
-    let gguf = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!(
-            "skipping: {} absent (cargo xtask fetch smollm2)",
-            gguf.display()
-        );
-        return;
-    }
-    let Some(py) = python() else {
-        eprintln!(
-            "skipping: no Python with llama_cpp.server (set FOIL_LLAMA_PYTHON to one; \
-             pip install 'llama-cpp-python[server]')"
-        );
+    let Some(gguf) = common::smollm2_gguf() else {
         return;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let Some(py) = common::llama_server_python() else {
+        return;
+    };
+    let port = common::free_port();
     let _server = Server(
         Command::new(&py)
             .args(["-m", "llama_cpp.server", "--model"])
@@ -93,16 +69,7 @@ fn samples_from_llama_cpp_server_with_smollm2() {
 
     let file = GgufFile::open(&gguf).unwrap();
     let tok = HfTokenizer::from_gguf_vocab(&foil_models::hf::gguf::vocab(&file).unwrap()).unwrap();
-    let problems: Vec<Problem> = [("a", 12, 30), ("b", 7, 8)]
-        .iter()
-        .map(|(id, x, y)| Problem {
-            id: id.to_string(),
-            prompt: format!("Q: What is {x} plus {y}?\nA:"),
-            solution: String::new(),
-            answer: (x + y).to_string(),
-            difficulty: 0,
-        })
-        .collect();
+    let problems = common::problems();
     let s = OpenAi {
         base_url: base,
         n: 3,

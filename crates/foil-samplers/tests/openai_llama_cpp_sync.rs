@@ -5,54 +5,21 @@
 //! printed (`--nocapture`) — the numbers in `docs/remote-inference.md`.
 //!
 //! The llama.cpp test is skipped, with a message, unless a Python with
-//! `llama_cpp.server` (`$FOIL_LLAMA_PYTHON`, else `/root/llama-venv/bin/python`) and
+//! `llama_cpp.server` (`$FOIL_LLAMA_PYTHON`, else `~/llama-venv/bin/python`, else `python3`) and
 //! `models/SmolLM2-135M-Instruct.Q4_1.gguf` (`cargo xtask fetch smollm2`) exist. A server
 //! that fails to start is an error quoting its output (tested with `sh`), and a GGUF sync
 //! without a server writes the file (tiny Qwen2 fixture); both run everywhere.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use foil_core::backend::parse_device;
 use foil_core::batch::{SeqBatch, token_logprobs};
 use foil_core::policy::{GgufDtype, OptimizerConfig};
-use foil_core::{PolicyConfig, Problem, Sampler};
+use foil_core::{PolicyConfig, Sampler};
 use foil_models::hf::policy::Hf;
 use foil_samplers::openai::{OpenAi, Restart, SyncFormat, WeightSync};
-
-fn python() -> Option<String> {
-    let py =
-        std::env::var("FOIL_LLAMA_PYTHON").unwrap_or_else(|_| "/root/llama-venv/bin/python".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import llama_cpp.server"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(py)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn problems() -> Vec<Problem> {
-    [("a", 12, 30), ("b", 7, 8)]
-        .iter()
-        .map(|(id, x, y)| Problem {
-            id: id.to_string(),
-            prompt: format!("Q: What is {x} plus {y}?\nA:"),
-            solution: String::new(),
-            answer: (x + y).to_string(),
-            difficulty: 0,
-        })
-        .collect()
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -61,27 +28,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn gguf_sync_restarts_llama_cpp_on_the_new_weights() {
-    let gguf = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!(
-            "skipping: {} absent (cargo xtask fetch smollm2)",
-            gguf.display()
-        );
+    let Some(gguf) = common::smollm2_gguf() else {
         return;
-    }
-    let Some(py) = python() else {
-        eprintln!(
-            "skipping: no Python with llama_cpp.server (set FOIL_LLAMA_PYTHON to one; \
-             pip install 'llama-cpp-python[server]')"
-        );
+    };
+    let Some(py) = common::llama_server_python() else {
         return;
     };
     let dtype = match std::env::var("FOIL_SYNC_DTYPE").as_deref() {
         Ok("f16") => GgufDtype::F16,
         _ => GgufDtype::F32,
     };
-    let port = free_port().to_string();
+    let port = common::free_port().to_string();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("sync");
     let command: Vec<String> = [
@@ -132,7 +89,7 @@ fn gguf_sync_restarts_llama_cpp_on_the_new_weights() {
 
     // the first sample starts the server on the initial GGUF
     let groups = s
-        .sample(inference.as_ref(), tok.as_ref(), &problems(), 1)
+        .sample(inference.as_ref(), tok.as_ref(), &common::problems(), 1)
         .unwrap();
     assert!(groups.iter().all(|g| g.completions.len() == 2));
 
@@ -166,7 +123,7 @@ fn gguf_sync_restarts_llama_cpp_on_the_new_weights() {
             .sample(
                 policy.inference().as_ref(),
                 tok.as_ref(),
-                &problems(),
+                &common::problems(),
                 2 + step as u64,
             )
             .unwrap();
@@ -192,7 +149,7 @@ fn a_server_that_fails_to_start_is_an_error_with_its_output() {
     let initial = out.path().join("x.gguf");
     std::fs::write(&initial, b"not a model").unwrap();
     let s = OpenAi {
-        base_url: format!("http://127.0.0.1:{}/v1", free_port()),
+        base_url: format!("http://127.0.0.1:{}/v1", common::free_port()),
         sync: Some(WeightSync {
             dir: out.path().join("sync"),
             format: SyncFormat::Gguf,
