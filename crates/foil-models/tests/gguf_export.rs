@@ -260,11 +260,15 @@ fn smollm2_gguf_exports_to_gguf_with_the_same_logits() {
     );
 }
 
-/// The Python with llama-cpp-python: `FOIL_LLAMA_PYTHON` or `/root/llama-venv/bin/python`.
+/// The Python with llama-cpp-python: `FOIL_LLAMA_PYTHON` or `~/llama-venv/bin/python` (where
+/// foil-samplers' llama.cpp tests look too).
 pub fn llama_python() -> Option<PathBuf> {
     let py = std::env::var_os("FOIL_LLAMA_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/llama-venv/bin/python"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join("llama-venv/bin/python")
+        });
     let ok = std::process::Command::new(&py)
         .args(["-c", "import llama_cpp"])
         .output()
