@@ -10,12 +10,15 @@
 //! replica started from the policy's weights and optimizer state and every worker took
 //! the same update.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::run_recipe;
 
 use foil_data as _;
 use foil_models as _;
 use foil_trainers::{RunOptions, run};
-use serde_json::Value;
 
 /// The didactic bandit (one prompt, 20 actions), GRPO with `ppo_clip + kl`, 16 rows per
 /// step (4 prompts × 4 samples of 2 tokens).
@@ -45,28 +48,10 @@ stages:
     )
 }
 
-fn run_recipe(dir: &Path, text: &str, stop_after: Option<usize>) -> anyhow::Result<PathBuf> {
-    let path = dir.join("r.yaml");
-    std::fs::write(&path, text).unwrap();
-    let out = dir.join("run");
-    run(
-        Some(&path),
-        &RunOptions {
-            run_dir: Some(out.clone()),
-            stop_after,
-            ..Default::default()
-        },
-    )?;
-    Ok(out)
-}
-
 /// `(loss, kl/mean, reward)` of every logged rl step.
 fn trajectory(run: &Path) -> Vec<[f64; 3]> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["stage_type"] == "rl")
+    common::log_lines(run, "rl")
+        .iter()
         .map(|v| {
             let f = |k: &str| {
                 v[k].as_f64()
@@ -77,13 +62,10 @@ fn trajectory(run: &Path) -> Vec<[f64; 3]> {
         .collect()
 }
 
+/// [`common::max_diff`] over every number of two trajectories.
 fn max_diff(a: &[[f64; 3]], b: &[[f64; 3]]) -> f64 {
     assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    common::max_diff(&a.concat(), &b.concat())
 }
 
 /// One worker vs `data_parallel` with the same extra settings; returns the one-worker

@@ -8,12 +8,15 @@
 //! Steps 2.. only agree if the replica started from the policy's weights and optimizer
 //! state and both workers applied the same update.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{max_diff, run_recipe};
 
 use foil_data as _;
 use foil_models as _;
 use foil_trainers::{RunOptions, run};
-use serde_json::Value;
 
 fn recipe(data_parallel: &str, batch: usize) -> String {
     format!(
@@ -29,37 +32,11 @@ stages:
     )
 }
 
-fn run_recipe(dir: &Path, text: &str, stop_after: Option<usize>) -> anyhow::Result<PathBuf> {
-    let path = dir.join("r.yaml");
-    std::fs::write(&path, text).unwrap();
-    let out = dir.join("run");
-    run(
-        Some(&path),
-        &RunOptions {
-            run_dir: Some(out.clone()),
-            stop_after,
-            ..Default::default()
-        },
-    )?;
-    Ok(out)
-}
-
 fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["stage_type"] == "sft")
+    common::log_lines(run, "sft")
+        .iter()
         .map(|v| v["loss"].as_f64().unwrap())
         .collect()
-}
-
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 #[test]
