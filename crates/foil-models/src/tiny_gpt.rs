@@ -11,7 +11,8 @@
 //! `M` is 0 where the key is a real token at or before the query and −1e9 elsewhere
 //! (causal mask plus padding mask), so a row's outputs do not depend on its padding.
 //! Incremental decoding keeps each layer's keys and values (KV cache); its logits equal
-//! those of a full forward pass (tested to 1e-4).
+//! those of a full forward pass (tested to 1e-4). On a CPU device the inference copy
+//! decodes on the host (`crate::host::gpt`; equal to the burn path to 1e-4, tested).
 
 use std::path::Path;
 
@@ -27,7 +28,12 @@ use foil_core::batch::SeqInput;
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
+use crate::host::gpt::{GptBlock, HostGpt};
+use crate::host::{Dense, KvCache, Norm, host, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
+
+/// The LayerNorms' ε (burn's and PyTorch's default).
+const LN_EPS: f64 = 1e-5;
 
 /// Recipe part: `policy: {type: tiny_gpt, d_model: 128, layers: 4, heads: 4, context: 96}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -107,16 +113,16 @@ impl TinyGpt {
             pos: EmbeddingConfig::new(self.context, d).init(device),
             blocks: (0..self.layers)
                 .map(|_| Block {
-                    ln1: LayerNormConfig::new(d).init(device),
+                    ln1: LayerNormConfig::new(d).with_epsilon(LN_EPS).init(device),
                     qkv: LinearConfig::new(d, 3 * d).init(device),
                     proj: LinearConfig::new(d, d).init(device),
-                    ln2: LayerNormConfig::new(d).init(device),
+                    ln2: LayerNormConfig::new(d).with_epsilon(LN_EPS).init(device),
                     fc1: LinearConfig::new(d, self.mlp_ratio * d).init(device),
                     fc2: LinearConfig::new(self.mlp_ratio * d, d).init(device),
                     heads: self.heads,
                 })
                 .collect(),
-            ln_f: LayerNormConfig::new(d).init(device),
+            ln_f: LayerNormConfig::new(d).with_epsilon(LN_EPS).init(device),
             head: LinearConfig::new(d, vocab).init(device),
             context: self.context,
         }
@@ -290,6 +296,44 @@ impl<B: Backend> TinyGptModel<B> {
         let v = self.head.weight.dims()[1];
         self.logits(h).reshape([n, v])
     }
+
+    /// The weights copied to the host, for [`HostGpt::decode`].
+    pub fn to_host(&self) -> HostGpt {
+        HostGpt {
+            heads: self.blocks.first().map_or(1, |b| b.heads),
+            context: self.context,
+            tok: host(self.tok.weight.val()),
+            pos: host(self.pos.weight.val()),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| GptBlock {
+                    ln1: Norm::from_layer_norm(&b.ln1, LN_EPS),
+                    qkv: Dense::from_linear(&b.qkv),
+                    proj: Dense::from_linear(&b.proj),
+                    ln2: Norm::from_layer_norm(&b.ln2, LN_EPS),
+                    fc1: Dense::from_linear(&b.fc1),
+                    fc2: Dense::from_linear(&b.fc2),
+                })
+                .collect(),
+            ln_f: Norm::from_layer_norm(&self.ln_f, LN_EPS),
+            head: Dense::from_linear(&self.head),
+        }
+    }
+}
+
+impl<B: Backend> GptCache<B> {
+    /// The prefill's keys and values as a host cache with room for `spare` more
+    /// positions.
+    fn into_host(self, spare: usize) -> KvCache {
+        let [n, h, t, dh] = self.layers[0].k.dims();
+        let (k, v) = self
+            .layers
+            .into_iter()
+            .map(|c| (host(c.k), host(c.v)))
+            .unzip();
+        KvCache::from_prefill(k, v, host(self.key_bias), n, h, t, dh, spare)
+    }
 }
 
 /// The trainable `tiny_gpt` with its AdamW state.
@@ -334,10 +378,10 @@ impl Policy for TinyGptPolicy {
     }
 
     fn inference(&self) -> Box<dyn InferenceModel> {
-        Box::new(GptInference {
-            model: self.model().valid(),
-            device: inner_device(&self.device),
-        })
+        Box::new(GptInference::new(
+            self.model().valid(),
+            inner_device(&self.device),
+        ))
     }
 
     fn save(&self, dir: &Path) -> anyhow::Result<()> {
@@ -362,10 +406,28 @@ impl Policy for TinyGptPolicy {
     }
 }
 
-/// A gradient-free copy of the weights on the inner device.
+/// A gradient-free copy of the weights on the inner device, and on the host when that
+/// device is a CPU (`host`: decode steps run there, prefill through burn).
 struct GptInference {
     model: TinyGptModel<FB>,
+    host: Option<HostGpt>,
     device: Device,
+}
+
+impl GptInference {
+    fn new(model: TinyGptModel<FB>, device: Device) -> Self {
+        let on_host = use_host_decode(&device);
+        Self::with_host(model, device, on_host)
+    }
+
+    fn with_host(model: TinyGptModel<FB>, device: Device, on_host: bool) -> Self {
+        let host = on_host.then(|| model.to_host());
+        Self {
+            model,
+            host,
+            device,
+        }
+    }
 }
 
 impl InferenceModel for GptInference {
@@ -385,7 +447,13 @@ impl InferenceModel for GptInference {
         );
         let [n, t, v] = logits.dims();
         let last = logits.slice([0..n, t - 1..t, 0..v]).reshape([n, v]);
-        (last, Box::new(cache))
+        match self.host {
+            Some(_) => (
+                last,
+                Box::new(cache.into_host(self.model.context.saturating_sub(t))),
+            ),
+            None => (last, Box::new(cache)),
+        }
     }
 
     fn decode(
@@ -394,6 +462,19 @@ impl InferenceModel for GptInference {
         tokens: Tensor<FB, 2, Int>,
         positions: Tensor<FB, 2, Int>,
     ) -> Tensor<FB, 2> {
+        if let Some(host) = &self.host {
+            let cache = cache
+                .downcast_mut::<KvCache>()
+                .expect("a tiny_gpt host cache handed back to tiny_gpt");
+            let ids = |t: Tensor<FB, 2, Int>| t.into_data().convert::<i64>().to_vec::<i64>();
+            let (tokens, positions) = (ids(tokens).expect("ids"), ids(positions).expect("ids"));
+            let logits = host.decode(cache, &tokens, &positions);
+            let v = host.head.n;
+            return Tensor::from_data(
+                burn::tensor::TensorData::new(logits, [tokens.len(), v]),
+                &self.device,
+            );
+        }
         let cache = cache
             .downcast_mut::<GptCache<FB>>()
             .expect("a tiny_gpt cache handed back to tiny_gpt");
@@ -427,11 +508,21 @@ mod tests {
         }
     }
 
+    /// Both decode paths, the host one (CPU default) and burn's (GPUs), against the full
+    /// forward pass.
     #[test]
     fn kv_cache_decoding_matches_full_forward() {
         let device = parse_device("cpu").unwrap();
-        let policy = small().build(11, &device, 0).unwrap();
-        let model = policy.inference();
+        let weights = small().init_model::<FB>(11, &device);
+        for on_host in [true, false] {
+            let model = GptInference::with_host(weights.clone(), device.clone(), on_host);
+            assert_eq!(model.host.is_some(), on_host);
+            decoding_matches_full_forward(&model);
+        }
+    }
+
+    fn decoding_matches_full_forward(model: &dyn InferenceModel) {
+        let device = model.device();
         // two prompts of different length → left padding in row 1
         let prompts = vec![vec![1u32, 2, 3, 4], vec![5u32, 6]];
         let continuation = [[7u32, 8, 9], [10, 1, 2]];

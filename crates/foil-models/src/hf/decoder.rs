@@ -398,10 +398,15 @@ impl<B: Backend> Attention<B> {
     ) -> (Tensor<B, 3>, LayerCache<B>) {
         let [n, t, _] = x.dims();
         let (h, hk, dh) = (self.heads, self.kv_heads, self.head_dim);
-        let heads = |y: Tensor<B, 3>, k: usize| y.reshape([n, t, k, dh]).swap_dims(1, 2);
-        let q = rotation.apply(heads(self.q_proj.forward(x.clone()), h));
-        let mut k = rotation.apply(heads(self.k_proj.forward(x.clone()), hk));
-        let mut v = heads(self.v_proj.forward(x), hk);
+        // rotated token-major [n, t, heads, dh] (contiguous), then heads first
+        let split = |y: Tensor<B, 3>, k: usize| y.reshape([n, t, k, dh]);
+        let q = rotation
+            .apply(split(self.q_proj.forward(x.clone()), h))
+            .swap_dims(1, 2);
+        let mut k = rotation
+            .apply(split(self.k_proj.forward(x.clone()), hk))
+            .swap_dims(1, 2);
+        let mut v = split(self.v_proj.forward(x), hk).swap_dims(1, 2);
         if let Some(c) = cache {
             k = Tensor::cat(vec![c.k.clone(), k], 2);
             v = Tensor::cat(vec![c.v.clone(), v], 2);

@@ -85,11 +85,17 @@ pub fn tables<B: Backend>(
     )
 }
 
-/// The rotation of a batch: `cos`/`sin` gathered at each token's position, `[n, 1, t, d]`.
+/// The rotation of a batch: `cos`/`sin` gathered at each token's position, `[n, t, 1, d]`,
+/// and `rotate_half` as a signed permutation matrix `R` `[d, d]` (`x·R = [−b, a]`).
+///
+/// Why a matrix: as slices, a negation and a `cat` on the heads' strided view, rotate-half
+/// was a fifth of a GRPO step's time (`docs/benchmarks.md`, session 7); `x·R` is one small
+/// GEMM on contiguous rows, forward and backward, and exact (one ±1 term per output).
 #[derive(Debug, Clone)]
 pub struct Rotation<B: Backend> {
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
+    rotate_half: Tensor<B, 2>,
 }
 
 impl<B: Backend> Rotation<B> {
@@ -103,25 +109,30 @@ impl<B: Backend> Rotation<B> {
     ) -> Self {
         let [n, t] = positions.dims();
         let (cos, sin) = tables::<B>(inv_freq, table_len.max(1), device);
-        let d = 2 * inv_freq.len();
+        let half = inv_freq.len();
+        let d = 2 * half;
         let idx = positions
             .clamp(0, table_len.max(1) as i64 - 1)
             .reshape([n * t]);
-        let pick = |table: Tensor<B, 2>| table.select(0, idx.clone()).reshape([n, 1, t, d]);
+        let pick = |table: Tensor<B, 2>| table.select(0, idx.clone()).reshape([n, t, 1, d]);
+        let mut r = vec![0f32; d * d];
+        for j in 0..half {
+            r[(j + half) * d + j] = -1.0; // output j is −x[j + half]
+            r[j * d + j + half] = 1.0; // output j + half is x[j]
+        }
         Self {
             cos: pick(cos),
             sin: pick(sin),
+            rotate_half: Tensor::from_data(TensorData::new(r, [d, d]), device),
         }
     }
 
-    /// Rotates queries or keys `[n, heads, t, d]`.
+    /// Rotates queries or keys laid out token-major, `[n, t, heads, d]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, h, t, d] = x.dims();
-        let half = d / 2;
-        let x1 = x.clone().slice([0..n, 0..h, 0..t, 0..half]);
-        let x2 = x.clone().slice([0..n, 0..h, 0..t, half..d]);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * self.cos.clone() + rotated * self.sin.clone()
+        let heads = x.dims()[2];
+        let rotated =
+            crate::trainable::fold_rows(x.clone(), |rows| rows.matmul(self.rotate_half.clone()));
+        x * self.cos.clone().repeat_dim(2, heads) + rotated * self.sin.clone().repeat_dim(2, heads)
     }
 }
 
@@ -172,8 +183,9 @@ mod tests {
         let device = Device::default();
         let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 2]), &device);
         let rot = Rotation::<B>::new(&[1.0], pos, 2, &device);
+        // [n = 1, t = 2, heads = 1, d = 2]
         let x = Tensor::<B, 4>::from_data(
-            TensorData::new(vec![1.0f32, 2.0, 1.0, 2.0], [1, 1, 2, 2]),
+            TensorData::new(vec![1.0f32, 2.0, 1.0, 2.0], [1, 2, 1, 2]),
             &device,
         );
         let y = foil_core::batch::to_vec(rot.apply(x));

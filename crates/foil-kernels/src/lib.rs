@@ -1,0 +1,351 @@
+//! # foil-kernels
+//!
+//! f32 kernels of foil's CPU decode path (`foil_models::host`): a small-row GEMM,
+//! normalisations, activations and one query's attention over a cached sequence. A crate
+//! of its own so that it is built at `opt-level = 3` (the workspace's own crates build at
+//! 1, where these loops are not vectorised).
+//!
+//! Why hand-written: a decode step multiplies 1–16 rows by each weight. Through burn's
+//! flex backend every such product packs the whole weight first (gemm crate), and each of
+//! the ~20 small ops per layer allocates a tensor. Here each weight is packed once into
+//! strips of 16 columns ([`Packed`]) and a step streams it front to back into register
+//! tiles of 4 rows × 16 columns (`out[r, c] += x[r, i] · w[i, c]`), with AVX2/FMA chosen
+//! at run time and a portable build of the same loops otherwise.
+
+const ROWS: usize = 4;
+const COLS: usize = 16;
+
+/// A `[k, n]` weight repacked for [`linear`]: strips of 16 columns, each stored as its
+/// `k` rows of 16 values one after another (`[n/16][k][16]`, the last strip zero-padded),
+/// so that a product reads the weight once, front to back.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl Packed {
+    /// Repacks the row-major `[k, n]` weight `w`.
+    pub fn new(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "a [{k}, {n}] weight has {} values", k * n);
+        let strips = n.div_ceil(COLS);
+        let mut data = vec![0f32; strips * k * COLS];
+        for s in 0..strips {
+            let width = COLS.min(n - s * COLS);
+            for i in 0..k {
+                let at = (s * k + i) * COLS;
+                data[at..at + width]
+                    .copy_from_slice(&w[i * n + s * COLS..i * n + s * COLS + width]);
+            }
+        }
+        Self { data, k, n }
+    }
+
+    /// Input width `k`.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Output width `n`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// `out[m, n] = x[m, k] · w[k, n] (+ bias[n])`, `x` and `out` row-major.
+pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
+    let (k, n) = (w.k, w.n);
+    assert!(
+        x.len() == m * k && out.len() == m * n,
+        "x [{m}, {k}] and out [{m}, {n}]"
+    );
+    assert!(bias.is_none_or(|b| b.len() == n), "bias of {n} values");
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports both features (checked just above); `x`, `out` and
+        // `bias` hold the values indexed (asserted above) and `w.data` holds
+        // ⌈n/16⌉·k·16 values by construction.
+        unsafe { linear_fma(x, w, bias, m, out) };
+        return;
+    }
+    linear_portable(x, w, bias, m, out);
+}
+
+/// The AVX2/FMA tiles: 4 rows × 16 columns in eight registers, one broadcast of
+/// `x[r, i]` and two loads of the strip's row `i` per four pairs of FMAs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn linear_fma(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (k, n) = (w.k, w.n);
+    let xp = x.as_ptr();
+    for s in 0..n.div_ceil(COLS) {
+        let c0 = s * COLS;
+        let width = COLS.min(n - c0);
+        let strip = unsafe { w.data.as_ptr().add(s * k * COLS) };
+        for r0 in (0..m).step_by(ROWS) {
+            let real = (m - r0).min(ROWS);
+            // a short last tile repeats its last row and stores only the real ones
+            let xr: [*const f32; ROWS] =
+                std::array::from_fn(|r| unsafe { xp.add((r0 + r.min(real - 1)) * k) });
+            let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
+            for i in 0..k {
+                unsafe {
+                    let w0 = _mm256_loadu_ps(strip.add(i * COLS));
+                    let w1 = _mm256_loadu_ps(strip.add(i * COLS + 8));
+                    for r in 0..ROWS {
+                        let a = _mm256_broadcast_ss(&*xr[r].add(i));
+                        acc[2 * r] = _mm256_fmadd_ps(a, w0, acc[2 * r]);
+                        acc[2 * r + 1] = _mm256_fmadd_ps(a, w1, acc[2 * r + 1]);
+                    }
+                }
+            }
+            let mut tile = [0f32; COLS];
+            for r in 0..real {
+                unsafe {
+                    _mm256_storeu_ps(tile.as_mut_ptr(), acc[2 * r]);
+                    _mm256_storeu_ps(tile.as_mut_ptr().add(8), acc[2 * r + 1]);
+                }
+                let o = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + width];
+                match bias {
+                    Some(b) => {
+                        for (c, o) in o.iter_mut().enumerate() {
+                            *o = tile[c] + b[c0 + c];
+                        }
+                    }
+                    None => o.copy_from_slice(&tile[..width]),
+                }
+            }
+        }
+    }
+}
+
+/// The same product without SIMD intrinsics (other CPUs).
+fn linear_portable(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
+    let (k, n) = (w.k, w.n);
+    for r in 0..m {
+        for s in 0..n.div_ceil(COLS) {
+            let c0 = s * COLS;
+            let mut tile = [0f32; COLS];
+            for i in 0..k {
+                let a = x[r * k + i];
+                let row = &w.data[(s * k + i) * COLS..(s * k + i + 1) * COLS];
+                for (t, wc) in tile.iter_mut().zip(row) {
+                    *t += a * wc;
+                }
+            }
+            for (c, t) in tile.iter().enumerate().take(COLS.min(n - c0)) {
+                out[r * n + c0 + c] = t + bias.map_or(0.0, |b| b[c0 + c]);
+            }
+        }
+    }
+}
+
+/// `Σ a[i]·b[i]` in eight independent lanes (so that it vectorises), summed at the end.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// LayerNorm of one row: `(x − mean) / √(var + eps) · γ + β`, biased variance (burn's and
+/// PyTorch's definition).
+pub fn layer_norm(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    let d = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / d;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+    let inv = 1.0 / (var + eps).sqrt();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (x[i] - mean) * inv * gamma[i] + beta.map_or(0.0, |b| b[i]);
+    }
+}
+
+/// RMSNorm of one row: `x / √(mean(x²) + eps) · γ` (Llama, Qwen2, Mistral).
+pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
+    let ms = dot(x, x) / x.len() as f32;
+    let inv = 1.0 / (ms + eps).sqrt();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = x[i] * inv * gamma[i];
+    }
+}
+
+/// `erf(x)` by Abramowitz & Stegun 7.1.26: `1 − (a₁t + … + a₅t⁵)·e^(−x²)`,
+/// `t = 1/(1 + p|x|)`, odd in `x`; absolute error ≤ 1.5e-7.
+#[inline]
+pub fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_8,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let y = 1.0 - poly * (-ax * ax).exp();
+    y.copysign(x)
+}
+
+/// Exact GELU, `x · ½(1 + erf(x/√2))`, in place (burn's `gelu`, PyTorch's default).
+pub fn gelu(x: &mut [f32]) {
+    for v in x {
+        *v *= 0.5 * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// `silu(gate) · up`, written into `gate` (the gated MLP of Llama and Qwen2).
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// One query's attention over `t` cached keys/values (`[t, dh]` each, contiguous):
+/// `softmax(q·kⱼ · scale + biasⱼ) · V` into `out` (`dh`). `scores` is scratch of ≥ `t`.
+pub fn attend_one(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let dh = q.len();
+    let t = bias.len();
+    let scores = &mut scores[..t];
+    let mut max = f32::NEG_INFINITY;
+    for (j, s) in scores.iter_mut().enumerate() {
+        *s = dot(q, &keys[j * dh..(j + 1) * dh]) * scale + bias[j];
+        max = max.max(*s);
+    }
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (j, s) in scores.iter().enumerate() {
+        let p = s / sum;
+        for (o, v) in out.iter_mut().zip(&values[j * dh..(j + 1) * dh]) {
+            *o += p * v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes that exercise full tiles, a short row tile and a column tail.
+    #[test]
+    fn linear_matches_the_schoolbook_product() {
+        for (m, k, n) in [(1, 3, 2), (5, 7, 37), (8, 64, 48), (4, 16, 16)] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+                .collect();
+            let b: Vec<f32> = (0..n).map(|i| i as f32 / 10.0).collect();
+            let packed = Packed::new(&w, k, n);
+            let mut out = vec![f32::NAN; m * n];
+            linear(&x, &packed, Some(&b), m, &mut out);
+            let mut portable = vec![f32::NAN; m * n];
+            linear_portable(&x, &packed, Some(&b), m, &mut portable);
+            for r in 0..m {
+                for c in 0..n {
+                    let want: f32 = (0..k).map(|i| x[r * k + i] * w[i * n + c]).sum::<f32>() + b[c];
+                    for got in [out[r * n + c], portable[r * n + c]] {
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "({m},{k},{n}) [{r},{c}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+        // by hand: [1 2] · [[1 0 2] [3 1 0]] = [7 2 2]
+        let mut out = [0f32; 3];
+        let w = Packed::new(&[1.0, 0.0, 2.0, 3.0, 1.0, 0.0], 2, 3);
+        linear(&[1.0, 2.0], &w, None, 1, &mut out);
+        assert_eq!(out, [7.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn erf_and_gelu_match_tabulated_values() {
+        // erf(0.5) = 0.5204998778, erf(1) = 0.8427007929, erf(2) = 0.9953222650
+        for (x, want) in [
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (2.0, 0.995_322_3),
+            (0.0, 0.0),
+        ] {
+            assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
+            assert!((erf(-x) + want).abs() < 3e-7);
+        }
+        // gelu(1) = 0.5 · (1 + erf(0.70710678)) = 0.5 · 1.6826894921 = 0.8413447461
+        let mut v = [1.0f32, -1.0];
+        gelu(&mut v);
+        assert!((v[0] - 0.841_344_7).abs() < 1e-6 && (v[1] + 0.158_655_3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn norms_match_hand_arithmetic() {
+        // x = [1 2 3 4]: mean 2.5, var (2.25+0.25+0.25+2.25)/4 = 1.25, 1/√1.25 = 0.894427
+        let mut out = [0f32; 4];
+        layer_norm(
+            &[1.0, 2.0, 3.0, 4.0],
+            &[1.0; 4],
+            Some(&[0.0, 0.0, 0.0, 1.0]),
+            0.0,
+            &mut out,
+        );
+        let want = [-1.341_640_8, -0.447_213_6, 0.447_213_6, 1.0 + 1.341_640_8];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-6, "{out:?}");
+        }
+        // mean(x²) = 30/4 = 7.5, 1/√7.5 = 0.365148; γ = 2
+        rms_norm(&[1.0, 2.0, 3.0, 4.0], &[2.0; 4], 0.0, &mut out);
+        for (i, o) in out.iter().enumerate() {
+            assert!(
+                (o - 2.0 * (i + 1) as f32 * 0.365_148_4).abs() < 1e-6,
+                "{out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn attention_weights_keys_by_softmax_and_ignores_masked_ones() {
+        // q·k = [1, 0, 5], scale 1, bias [0, 0, −1e9]: softmax over the first two is
+        // [e/(e+1), 1/(e+1)] = [0.731059, 0.268941]; out = 0.731059·[1 0] + 0.268941·[0 2]
+        let (q, keys) = ([1.0f32, 0.0], [1.0f32, 0.0, 0.0, 1.0, 5.0, 0.0]);
+        let values = [1.0f32, 0.0, 0.0, 2.0, 100.0, 100.0];
+        let (mut scores, mut out) = ([0f32; 3], [0f32; 2]);
+        attend_one(
+            &q,
+            &keys,
+            &values,
+            &[0.0, 0.0, -1e9],
+            1.0,
+            &mut scores,
+            &mut out,
+        );
+        assert!((out[0] - 0.731_058_6).abs() < 1e-6 && (out[1] - 0.537_882_8).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,253 @@
+//! The CPU decode path: a policy's weights copied to plain `Vec<f32>`s and one decode
+//! step computed by the kernels of `foil-kernels`, with a preallocated KV cache.
+//!
+//! Why: on a CPU, a decode step of `tiny_gpt` through burn's flex backend ran its
+//! ~25 small ops per layer as separate tensors, its per-step GEMMs (1–16 rows) packed
+//! each weight before using it, and appending to the cache with `cat` copied the whole
+//! cache every step (`docs/benchmarks.md`, session 7). Here a step writes one slot of the
+//! cache in place and reads each weight once. Prefill still runs through burn (one large
+//! GEMM per linear, where flex is fast); its keys and values seed the cache.
+//!
+//! Used by the inference copies of `tiny_gpt` and the Hugging Face decoders when their
+//! device is the CPU (flex or ndarray); GPUs keep the burn path. `FOIL_BURN_DECODE=1`
+//! turns it off (for A/B timings). Parity with the burn path is tested per model.
+
+pub mod gpt;
+pub use foil_kernels as kernels;
+
+use burn::module::Param;
+use burn::nn::{LayerNorm, Linear};
+use burn::prelude::*;
+
+/// Whether the inference copy on `device` decodes on the host: CPU devices, unless
+/// `FOIL_BURN_DECODE` is set to something other than `0`.
+pub fn use_host_decode(device: &foil_core::backend::Device) -> bool {
+    !foil_core::backend::is_gpu(device)
+        && std::env::var("FOIL_BURN_DECODE").map_or(true, |v| v == "0" || v.is_empty())
+}
+
+/// A tensor's values, row-major.
+pub fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("float tensor data")
+}
+
+/// A linear layer: `y = x · w + b`, `w` `[k, n]` (burn's `Linear` layout), packed for
+/// [`kernels::linear`].
+pub struct Dense {
+    pub w: kernels::Packed,
+    pub b: Option<Vec<f32>>,
+    pub k: usize,
+    pub n: usize,
+}
+
+impl Dense {
+    pub fn from_linear<Bk: Backend>(l: &Linear<Bk>) -> Self {
+        let [k, n] = l.weight.dims();
+        Self {
+            w: kernels::Packed::new(&host(l.weight.val()), k, n),
+            b: l.bias.as_ref().map(|b| host(b.val())),
+            k,
+            n,
+        }
+    }
+
+    /// From a `[k, n]` weight tensor without bias (e.g. a tied embedding, transposed).
+    pub fn from_weight<Bk: Backend>(w: &Param<Tensor<Bk, 2>>) -> Self {
+        let [k, n] = w.dims();
+        Self {
+            w: kernels::Packed::new(&host(w.val()), k, n),
+            b: None,
+            k,
+            n,
+        }
+    }
+
+    /// `out[m, n] = x[m, k] · w (+ b)`.
+    pub fn apply(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        kernels::linear(
+            &x[..m * self.k],
+            &self.w,
+            self.b.as_deref(),
+            m,
+            &mut out[..m * self.n],
+        );
+    }
+}
+
+/// A LayerNorm (`beta` present) or RMSNorm (`beta` absent, `rms`) over the last axis.
+pub struct Norm {
+    pub gamma: Vec<f32>,
+    pub beta: Option<Vec<f32>>,
+    pub eps: f32,
+    pub rms: bool,
+}
+
+impl Norm {
+    pub fn from_layer_norm<Bk: Backend>(n: &LayerNorm<Bk>, eps: f64) -> Self {
+        Self {
+            gamma: host(n.gamma.val()),
+            beta: n.beta.as_ref().map(|b| host(b.val())),
+            eps: eps as f32,
+            rms: false,
+        }
+    }
+
+    /// Each `d`-wide row of `x` normalised into `out`.
+    pub fn apply(&self, x: &[f32], out: &mut [f32]) {
+        let d = self.gamma.len();
+        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            if self.rms {
+                kernels::rms_norm(xr, &self.gamma, self.eps, or);
+            } else {
+                kernels::layer_norm(xr, &self.gamma, self.beta.as_deref(), self.eps, or);
+            }
+        }
+    }
+}
+
+/// Keys and values of every layer, `[rows, kv_heads, capacity, d_head]` each, written in
+/// place one position per step; `bias` `[rows, capacity]` is the additive key mask
+/// (0 for a real key, −1e9 for padding), as in the burn path's `key_bias`.
+pub struct KvCache {
+    pub rows: usize,
+    pub heads: usize,
+    pub dh: usize,
+    cap: usize,
+    len: usize,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    bias: Vec<f32>,
+}
+
+impl KvCache {
+    /// From a prefill's per-layer keys and values `[rows, heads, t, dh]` and key bias
+    /// `[rows, t]`, with room for `spare` more positions before the first regrowth.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_prefill(
+        k: Vec<Vec<f32>>,
+        v: Vec<Vec<f32>>,
+        bias: Vec<f32>,
+        rows: usize,
+        heads: usize,
+        t: usize,
+        dh: usize,
+        spare: usize,
+    ) -> Self {
+        let mut c = Self {
+            rows,
+            heads,
+            dh,
+            cap: t,
+            len: t,
+            k,
+            v,
+            bias,
+        };
+        c.regrow(t + spare.max(1));
+        c
+    }
+
+    /// Positions written so far (the prompt's columns plus decoded tokens).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies everything into buffers of capacity `cap`.
+    fn regrow(&mut self, cap: usize) {
+        let (old, len, dh) = (self.cap, self.len, self.dh);
+        let re = |buf: &Vec<f32>, width: usize| {
+            let blocks = buf.len() / (old * width);
+            let mut out = vec![0f32; blocks * cap * width];
+            for b in 0..blocks {
+                out[b * cap * width..(b * cap + len) * width]
+                    .copy_from_slice(&buf[b * old * width..(b * old + len) * width]);
+            }
+            out
+        };
+        self.k = self.k.iter().map(|b| re(b, dh)).collect();
+        self.v = self.v.iter().map(|b| re(b, dh)).collect();
+        self.bias = re(&self.bias, 1);
+        self.cap = cap;
+    }
+
+    /// Opens the next position: every row's key there is real (bias 0).
+    pub fn open_slot(&mut self) {
+        if self.len == self.cap {
+            self.regrow(self.cap * 2);
+        }
+        for r in 0..self.rows {
+            self.bias[r * self.cap + self.len] = 0.0;
+        }
+    }
+
+    /// Writes one row's key and value (`heads · dh` each) of `layer` into the open slot.
+    pub fn write(&mut self, layer: usize, row: usize, k: &[f32], v: &[f32]) {
+        let (cap, dh, len) = (self.cap, self.dh, self.len);
+        for h in 0..self.heads {
+            let at = ((row * self.heads + h) * cap + len) * dh;
+            self.k[layer][at..at + dh].copy_from_slice(&k[h * dh..(h + 1) * dh]);
+            self.v[layer][at..at + dh].copy_from_slice(&v[h * dh..(h + 1) * dh]);
+        }
+    }
+
+    /// Keys, values `[len + 1, dh]` and key bias `[len + 1]` of one row and head of
+    /// `layer`, the open slot included.
+    pub fn seq(&self, layer: usize, row: usize, head: usize) -> (&[f32], &[f32], &[f32]) {
+        let (cap, dh, t) = (self.cap, self.dh, self.len + 1);
+        let at = (row * self.heads + head) * cap * dh;
+        (
+            &self.k[layer][at..at + t * dh],
+            &self.v[layer][at..at + t * dh],
+            &self.bias[row * cap..row * cap + t],
+        )
+    }
+
+    /// Closes the open slot.
+    pub fn close_slot(&mut self) {
+        self.len += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regrowth keeps every written key where `seq` reads it and opens real slots.
+    #[test]
+    fn cache_regrows_without_moving_what_was_written() {
+        // 2 rows, 1 head, dh 2, a 1-column prefill: row 0 key [1 2], row 1 key [3 4] (padding)
+        let mut c = KvCache::from_prefill(
+            vec![vec![1.0, 2.0, 3.0, 4.0]],
+            vec![vec![5.0, 6.0, 7.0, 8.0]],
+            vec![0.0, -1e9],
+            2,
+            1,
+            1,
+            2,
+            1,
+        );
+        for step in 0..3 {
+            c.open_slot();
+            let s = step as f32;
+            c.write(0, 0, &[s, s], &[-s, -s]);
+            c.write(0, 1, &[10.0 + s, 0.0], &[0.0, 0.0]);
+            c.close_slot();
+        }
+        assert_eq!(c.len(), 4);
+        c.open_slot();
+        c.write(0, 1, &[9.0, 9.0], &[9.0, 9.0]);
+        let (k, v, b) = c.seq(0, 1, 0);
+        assert_eq!(k, [3.0, 4.0, 10.0, 0.0, 11.0, 0.0, 12.0, 0.0, 9.0, 9.0]);
+        assert_eq!(v[..2], [7.0, 8.0]);
+        assert_eq!(b, [-1e9, 0.0, 0.0, 0.0, 0.0]);
+        let (k, _, _) = c.seq(0, 0, 0);
+        assert_eq!(k[..6], [1.0, 2.0, 0.0, 0.0, 1.0, 1.0]);
+    }
+}
