@@ -53,6 +53,16 @@ impl Packed {
     }
 }
 
+/// Whether this CPU has AVX2 and FMA (the fast paths below; checked once, then cached
+/// by the standard library).
+#[inline]
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[allow(unreachable_code)]
+    false
+}
+
 /// `out[m, n] = x[m, k] · w[k, n] (+ bias[n])`, `x` and `out` row-major.
 pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
     let (k, n) = (w.k, w.n);
@@ -62,7 +72,7 @@ pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [
     );
     assert!(bias.is_none_or(|b| b.len() == n), "bias of {n} values");
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if avx2() {
         // SAFETY: the CPU supports both features (checked just above); `x`, `out` and
         // `bias` hold the values indexed (asserted above) and `w.data` holds
         // ⌈n/16⌉·k·16 values by construction.
@@ -101,12 +111,16 @@ unsafe fn linear_fma(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out:
                     }
                 }
             }
-            let mut tile = [0f32; COLS];
-            for r in 0..real {
+            // every row to a buffer at constant indices (a runtime index into `acc` would
+            // keep the accumulators in memory), then only the real rows to `out`
+            let mut tile = [[0f32; COLS]; ROWS];
+            for r in 0..ROWS {
                 unsafe {
-                    _mm256_storeu_ps(tile.as_mut_ptr(), acc[2 * r]);
-                    _mm256_storeu_ps(tile.as_mut_ptr().add(8), acc[2 * r + 1]);
+                    _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[2 * r]);
+                    _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[2 * r + 1]);
                 }
+            }
+            for (r, tile) in tile.iter().enumerate().take(real) {
                 let o = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + width];
                 match bias {
                     Some(b) => {
@@ -143,7 +157,7 @@ fn linear_portable(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &
 }
 
 /// `Σ a[i]·b[i]` in eight independent lanes (so that it vectorises), summed at the end.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -182,9 +196,27 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// `eˣ` without a library call, so that loops over it vectorise: `x = k·ln 2 + r` with
+/// `k = ⌊x·log₂e⌉` and `|r| ≤ ln 2 / 2` (ln 2 split in two for an exact `r`), `eʳ` by its
+/// Taylor polynomial of degree 6 (remainder ≤ 0.347⁷/7! ≈ 1.2e-7), `2ᵏ` by the exponent
+/// bits. Inputs are clamped to `[−87, 88]`: `e⁻⁸⁷ ≈ 1.6e-38` stands in for 0.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+}
+
 /// `erf(x)` by Abramowitz & Stegun 7.1.26: `1 − (a₁t + … + a₅t⁵)·e^(−x²)`,
 /// `t = 1/(1 + p|x|)`, odd in `x`; absolute error ≤ 1.5e-7.
-#[inline]
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
@@ -197,12 +229,28 @@ pub fn erf(x: f32) -> f32 {
     let ax = x.abs();
     let t = 1.0 / (1.0 + P * ax);
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let y = 1.0 - poly * (-ax * ax).exp();
+    let y = 1.0 - poly * exp(-ax * ax);
     y.copysign(x)
 }
 
 /// Exact GELU, `x · ½(1 + erf(x/√2))`, in place (burn's `gelu`, PyTorch's default).
 pub fn gelu(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { gelu_fma(x) };
+    }
+    gelu_body(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_fma(x: &mut [f32]) {
+    gelu_body(x)
+}
+
+#[inline(always)]
+fn gelu_body(x: &mut [f32]) {
     for v in x {
         *v *= 0.5 * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
@@ -226,23 +274,58 @@ pub fn attend_one(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
+    let (dh, t) = (q.len(), bias.len());
+    assert!(keys.len() >= t * dh && values.len() >= t * dh && out.len() == dh);
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { attend_fma(q, keys, values, bias, scale, scores, out) };
+    }
+    attend_body(q, keys, values, bias, scale, scores, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_fma(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    attend_body(q, keys, values, bias, scale, scores, out)
+}
+
+#[inline(always)]
+fn attend_body(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
     let dh = q.len();
     let t = bias.len();
     let scores = &mut scores[..t];
     let mut max = f32::NEG_INFINITY;
-    for (j, s) in scores.iter_mut().enumerate() {
-        *s = dot(q, &keys[j * dh..(j + 1) * dh]) * scale + bias[j];
+    for ((s, k), b) in scores.iter_mut().zip(keys.chunks_exact(dh)).zip(bias) {
+        *s = dot(q, k) * scale + b;
         max = max.max(*s);
     }
     let mut sum = 0f32;
     for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+        *s = exp(*s - max);
         sum += *s;
     }
+    let inv = 1.0 / sum;
     out.fill(0.0);
-    for (j, s) in scores.iter().enumerate() {
-        let p = s / sum;
-        for (o, v) in out.iter_mut().zip(&values[j * dh..(j + 1) * dh]) {
+    for (s, v) in scores.iter().zip(values.chunks_exact(dh)) {
+        let p = s * inv;
+        for (o, v) in out.iter_mut().zip(v) {
             *o += p * v;
         }
     }
@@ -285,6 +368,21 @@ mod tests {
         let w = Packed::new(&[1.0, 0.0, 2.0, 3.0, 1.0, 0.0], 2, 3);
         linear(&[1.0, 2.0], &w, None, 1, &mut out);
         assert_eq!(out, [7.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn exp_matches_the_library_exp() {
+        for x in [
+            -20.0f32, -3.3, -1.0, -0.1, 0.0, 0.2, 0.5, 1.0, 2.7, 10.0, 40.0,
+        ] {
+            let (got, want) = (exp(x), x.exp());
+            assert!(
+                (got - want).abs() <= 3e-7 * want,
+                "exp({x}) = {got}, want {want}"
+            );
+        }
+        // a masked score (−1e9) weighs e⁻⁸⁷ ≈ 1.6e-38, nothing next to the row's maximum (1)
+        assert!(exp(-1e9) < 1e-37 && exp(-1e9) > 0.0);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! (causal mask plus padding mask), so a row's outputs do not depend on its padding.
 //! Incremental decoding keeps each layer's keys and values (KV cache); its logits equal
 //! those of a full forward pass (tested to 1e-4). On a CPU device the inference copy
-//! decodes on the host (`crate::host::gpt`; equal to the burn path to 1e-4, tested).
+//! prefills and decodes on the host (`crate::host::gpt`; equal to the burn path to 1e-4,
+//! tested).
 
 use std::path::Path;
 
@@ -322,20 +323,6 @@ impl<B: Backend> TinyGptModel<B> {
     }
 }
 
-impl<B: Backend> GptCache<B> {
-    /// The prefill's keys and values as a host cache with room for `spare` more
-    /// positions.
-    fn into_host(self, spare: usize) -> KvCache {
-        let [n, h, t, dh] = self.layers[0].k.dims();
-        let (k, v) = self
-            .layers
-            .into_iter()
-            .map(|c| (host(c.k), host(c.v)))
-            .unzip();
-        KvCache::from_prefill(k, v, host(self.key_bias), n, h, t, dh, spare)
-    }
-}
-
 /// The trainable `tiny_gpt` with its AdamW state.
 pub struct TinyGptPolicy {
     model: Option<TinyGptModel<FB>>,
@@ -406,8 +393,16 @@ impl Policy for TinyGptPolicy {
     }
 }
 
+/// Token ids or positions of an int tensor.
+fn ids(t: Tensor<FB, 2, Int>) -> Vec<i64> {
+    t.into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("int tensor data")
+}
+
 /// A gradient-free copy of the weights on the inner device, and on the host when that
-/// device is a CPU (`host`: decode steps run there, prefill through burn).
+/// device is a CPU (`host`: prefill and decode steps run there).
 struct GptInference {
     model: TinyGptModel<FB>,
     host: Option<HostGpt>,
@@ -418,6 +413,15 @@ impl GptInference {
     fn new(model: TinyGptModel<FB>, device: Device) -> Self {
         let on_host = use_host_decode(&device);
         Self::with_host(model, device, on_host)
+    }
+
+    /// Host logits `[rows, vocab]` as a tensor on the inference device.
+    fn logits_tensor(&self, logits: Vec<f32>, rows: usize) -> Tensor<FB, 2> {
+        let v = logits.len() / rows.max(1);
+        Tensor::from_data(
+            burn::tensor::TensorData::new(logits, [rows, v]),
+            &self.device,
+        )
     }
 
     fn with_host(model: TinyGptModel<FB>, device: Device, on_host: bool) -> Self {
@@ -440,6 +444,20 @@ impl InferenceModel for GptInference {
     }
 
     fn prefill(&self, input: &SeqInput) -> (Tensor<FB, 2>, DecodeCache) {
+        if let Some(host) = &self.host {
+            let [n, _] = input.tokens.dims();
+            let valid: Vec<bool> = ids(input.key_valid.clone().int())
+                .iter()
+                .map(|&v| v != 0)
+                .collect();
+            let (logits, cache) = host.prefill(
+                &ids(input.tokens.clone()),
+                &ids(input.positions.clone()),
+                &valid,
+                n,
+            );
+            return (self.logits_tensor(logits, n), Box::new(cache));
+        }
         let (logits, cache) = self.model.forward_with_cache(
             input.tokens.clone(),
             input.positions.clone(),
@@ -447,13 +465,7 @@ impl InferenceModel for GptInference {
         );
         let [n, t, v] = logits.dims();
         let last = logits.slice([0..n, t - 1..t, 0..v]).reshape([n, v]);
-        match self.host {
-            Some(_) => (
-                last,
-                Box::new(cache.into_host(self.model.context.saturating_sub(t))),
-            ),
-            None => (last, Box::new(cache)),
-        }
+        (last, Box::new(cache))
     }
 
     fn decode(
@@ -466,14 +478,8 @@ impl InferenceModel for GptInference {
             let cache = cache
                 .downcast_mut::<KvCache>()
                 .expect("a tiny_gpt host cache handed back to tiny_gpt");
-            let ids = |t: Tensor<FB, 2, Int>| t.into_data().convert::<i64>().to_vec::<i64>();
-            let (tokens, positions) = (ids(tokens).expect("ids"), ids(positions).expect("ids"));
-            let logits = host.decode(cache, &tokens, &positions);
-            let v = host.head.n;
-            return Tensor::from_data(
-                burn::tensor::TensorData::new(logits, [tokens.len(), v]),
-                &self.device,
-            );
+            let logits = host.decode(cache, &ids(tokens), &ids(positions));
+            return self.logits_tensor(logits, cache.rows);
         }
         let cache = cache
             .downcast_mut::<GptCache<FB>>()

@@ -66,29 +66,32 @@ pub fn probabilities(logits: &[f32], t: &Truncation) -> Vec<f32> {
         .map(|&z| ((z - max) / t.temperature).exp())
         .collect();
     normalise(&mut p);
-    let mut order: Vec<usize> = (0..v).collect();
-    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
     let mut keep = vec![true; v];
-    if t.top_k > 0 {
-        for &i in order.iter().skip(t.top_k) {
-            keep[i] = false;
-        }
-    }
-    if t.top_p < 1.0 {
-        let mut mass = 0.0;
-        for &i in &order {
-            if !keep[i] {
-                continue;
-            }
-            if mass >= t.top_p {
+    // only top-k and top-p need the tokens in order (a sort per row and step)
+    if t.top_k > 0 || t.top_p < 1.0 {
+        let mut order: Vec<usize> = (0..v).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+        if t.top_k > 0 {
+            for &i in order.iter().skip(t.top_k) {
                 keep[i] = false;
-            } else {
-                mass += p[i];
+            }
+        }
+        if t.top_p < 1.0 {
+            let mut mass = 0.0;
+            for &i in &order {
+                if !keep[i] {
+                    continue;
+                }
+                if mass >= t.top_p {
+                    keep[i] = false;
+                } else {
+                    mass += p[i];
+                }
             }
         }
     }
     if t.min_p > 0.0 {
-        let top = p[order[0]];
+        let top = p.iter().copied().fold(0.0, f32::max);
         for i in 0..v {
             if p[i] < t.min_p * top {
                 keep[i] = false;

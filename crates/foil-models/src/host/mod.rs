@@ -5,8 +5,9 @@
 //! ~25 small ops per layer as separate tensors, its per-step GEMMs (1–16 rows) packed
 //! each weight before using it, and appending to the cache with `cat` copied the whole
 //! cache every step (`docs/benchmarks.md`, session 7). Here a step writes one slot of the
-//! cache in place and reads each weight once. Prefill still runs through burn (one large
-//! GEMM per linear, where flex is fast); its keys and values seed the cache.
+//! cache in place and reads each weight once. Prefill runs on the host too, every prompt
+//! column of every row through the same kernels, and leaves its keys and values in the
+//! cache.
 //!
 //! Used by the inference copies of `tiny_gpt` and the Hugging Face decoders when their
 //! device is the CPU (flex or ndarray); GPUs keep the burn path. `FOIL_BURN_DECODE=1`
@@ -123,31 +124,36 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// From a prefill's per-layer keys and values `[rows, heads, t, dh]` and key bias
-    /// `[rows, t]`, with room for `spare` more positions before the first regrowth.
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_prefill(
-        k: Vec<Vec<f32>>,
-        v: Vec<Vec<f32>>,
-        bias: Vec<f32>,
+    /// An empty cache for `layers` layers whose first `t` positions are the prompt
+    /// columns: `key_valid` `[rows, t]` says which are real tokens (left padding is not).
+    /// It holds `t + spare` positions before it first regrows.
+    pub fn for_prompt(
+        layers: usize,
         rows: usize,
         heads: usize,
-        t: usize,
         dh: usize,
+        key_valid: &[bool],
         spare: usize,
     ) -> Self {
-        let mut c = Self {
+        let t = key_valid.len() / rows.max(1);
+        let cap = t + spare.max(1);
+        let mut bias = vec![0f32; rows * cap];
+        for r in 0..rows {
+            for j in 0..t {
+                bias[r * cap + j] = if key_valid[r * t + j] { 0.0 } else { -1e9 };
+            }
+        }
+        let buffer = || vec![0f32; rows * heads * cap * dh];
+        Self {
             rows,
             heads,
             dh,
-            cap: t,
-            len: t,
-            k,
-            v,
+            cap,
+            len: 0,
+            k: (0..layers).map(|_| buffer()).collect(),
+            v: (0..layers).map(|_| buffer()).collect(),
             bias,
-        };
-        c.regrow(t + spare.max(1));
-        c
+        }
     }
 
     /// Positions written so far (the prompt's columns plus decoded tokens).
@@ -187,20 +193,20 @@ impl KvCache {
         }
     }
 
-    /// Writes one row's key and value (`heads · dh` each) of `layer` into the open slot.
-    pub fn write(&mut self, layer: usize, row: usize, k: &[f32], v: &[f32]) {
-        let (cap, dh, len) = (self.cap, self.dh, self.len);
+    /// Writes one row's key and value (`heads · dh` each) of `layer` at position `at`.
+    pub fn write(&mut self, layer: usize, row: usize, at: usize, k: &[f32], v: &[f32]) {
+        let (cap, dh) = (self.cap, self.dh);
         for h in 0..self.heads {
-            let at = ((row * self.heads + h) * cap + len) * dh;
-            self.k[layer][at..at + dh].copy_from_slice(&k[h * dh..(h + 1) * dh]);
-            self.v[layer][at..at + dh].copy_from_slice(&v[h * dh..(h + 1) * dh]);
+            let i = ((row * self.heads + h) * cap + at) * dh;
+            self.k[layer][i..i + dh].copy_from_slice(&k[h * dh..(h + 1) * dh]);
+            self.v[layer][i..i + dh].copy_from_slice(&v[h * dh..(h + 1) * dh]);
         }
     }
 
-    /// Keys, values `[len + 1, dh]` and key bias `[len + 1]` of one row and head of
-    /// `layer`, the open slot included.
-    pub fn seq(&self, layer: usize, row: usize, head: usize) -> (&[f32], &[f32], &[f32]) {
-        let (cap, dh, t) = (self.cap, self.dh, self.len + 1);
+    /// Keys, values `[t, dh]` and key bias `[t]` of positions `0..t` of one row and head
+    /// of `layer`.
+    pub fn seq(&self, layer: usize, row: usize, head: usize, t: usize) -> (&[f32], &[f32], &[f32]) {
+        let (cap, dh) = (self.cap, self.dh);
         let at = (row * self.heads + head) * cap * dh;
         (
             &self.k[layer][at..at + t * dh],
@@ -209,9 +215,10 @@ impl KvCache {
         )
     }
 
-    /// Closes the open slot.
-    pub fn close_slot(&mut self) {
-        self.len += 1;
+    /// Marks `n` more positions as written (after a prefill of `n` columns or a decode
+    /// step's open slot).
+    pub fn advance(&mut self, n: usize) {
+        self.len += n;
     }
 }
 
@@ -222,32 +229,26 @@ mod tests {
     /// Regrowth keeps every written key where `seq` reads it and opens real slots.
     #[test]
     fn cache_regrows_without_moving_what_was_written() {
-        // 2 rows, 1 head, dh 2, a 1-column prefill: row 0 key [1 2], row 1 key [3 4] (padding)
-        let mut c = KvCache::from_prefill(
-            vec![vec![1.0, 2.0, 3.0, 4.0]],
-            vec![vec![5.0, 6.0, 7.0, 8.0]],
-            vec![0.0, -1e9],
-            2,
-            1,
-            1,
-            2,
-            1,
-        );
+        // 2 rows, 1 head, dh 2, a 1-column prompt whose row 1 is padding, room for 2 more
+        let mut c = KvCache::for_prompt(1, 2, 1, 2, &[true, false], 1);
+        c.write(0, 0, 0, &[1.0, 2.0], &[5.0, 6.0]);
+        c.write(0, 1, 0, &[3.0, 4.0], &[7.0, 8.0]);
+        c.advance(1);
         for step in 0..3 {
             c.open_slot();
-            let s = step as f32;
-            c.write(0, 0, &[s, s], &[-s, -s]);
-            c.write(0, 1, &[10.0 + s, 0.0], &[0.0, 0.0]);
-            c.close_slot();
+            let (s, at) = (step as f32, c.len());
+            c.write(0, 0, at, &[s, s], &[-s, -s]);
+            c.write(0, 1, at, &[10.0 + s, 0.0], &[0.0, 0.0]);
+            c.advance(1);
         }
         assert_eq!(c.len(), 4);
         c.open_slot();
-        c.write(0, 1, &[9.0, 9.0], &[9.0, 9.0]);
-        let (k, v, b) = c.seq(0, 1, 0);
+        c.write(0, 1, 4, &[9.0, 9.0], &[9.0, 9.0]);
+        let (k, v, b) = c.seq(0, 1, 0, 5);
         assert_eq!(k, [3.0, 4.0, 10.0, 0.0, 11.0, 0.0, 12.0, 0.0, 9.0, 9.0]);
         assert_eq!(v[..2], [7.0, 8.0]);
         assert_eq!(b, [-1e9, 0.0, 0.0, 0.0, 0.0]);
-        let (k, _, _) = c.seq(0, 0, 0);
-        assert_eq!(k[..6], [1.0, 2.0, 0.0, 0.0, 1.0, 1.0]);
+        let (k, _, _) = c.seq(0, 0, 0, 3);
+        assert_eq!(k, [1.0, 2.0, 0.0, 0.0, 1.0, 1.0]);
     }
 }
