@@ -30,7 +30,7 @@ use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
 use crate::host::gpt::{GptBlock, HostGpt};
-use crate::host::{Dense, KvCache, Norm, host, use_host_decode};
+use crate::host::{Dense, KvCache, Norm, host, ids, logits_tensor, prompt, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
@@ -393,14 +393,6 @@ impl Policy for TinyGptPolicy {
     }
 }
 
-/// Token ids or positions of an int tensor.
-fn ids(t: Tensor<FB, 2, Int>) -> Vec<i64> {
-    t.into_data()
-        .convert::<i64>()
-        .to_vec::<i64>()
-        .expect("int tensor data")
-}
-
 /// A gradient-free copy of the weights on the inner device, and on the host when that
 /// device is a CPU (`host`: prefill and decode steps run there).
 struct GptInference {
@@ -413,15 +405,6 @@ impl GptInference {
     fn new(model: TinyGptModel<FB>, device: Device) -> Self {
         let on_host = use_host_decode(&device);
         Self::with_host(model, device, on_host)
-    }
-
-    /// Host logits `[rows, vocab]` as a tensor on the inference device.
-    fn logits_tensor(&self, logits: Vec<f32>, rows: usize) -> Tensor<FB, 2> {
-        let v = logits.len() / rows.max(1);
-        Tensor::from_data(
-            burn::tensor::TensorData::new(logits, [rows, v]),
-            &self.device,
-        )
     }
 
     fn with_host(model: TinyGptModel<FB>, device: Device, on_host: bool) -> Self {
@@ -445,18 +428,9 @@ impl InferenceModel for GptInference {
 
     fn prefill(&self, input: &SeqInput) -> (Tensor<FB, 2>, DecodeCache) {
         if let Some(host) = &self.host {
-            let [n, _] = input.tokens.dims();
-            let valid: Vec<bool> = ids(input.key_valid.clone().int())
-                .iter()
-                .map(|&v| v != 0)
-                .collect();
-            let (logits, cache) = host.prefill(
-                &ids(input.tokens.clone()),
-                &ids(input.positions.clone()),
-                &valid,
-                n,
-            );
-            return (self.logits_tensor(logits, n), Box::new(cache));
+            let (tokens, positions, valid, n) = prompt(input);
+            let (logits, cache) = host.prefill(&tokens, &positions, &valid, n);
+            return (logits_tensor(logits, n, &self.device), Box::new(cache));
         }
         let (logits, cache) = self.model.forward_with_cache(
             input.tokens.clone(),
@@ -479,7 +453,7 @@ impl InferenceModel for GptInference {
                 .downcast_mut::<KvCache>()
                 .expect("a tiny_gpt host cache handed back to tiny_gpt");
             let logits = host.decode(cache, &ids(tokens), &ids(positions));
-            return self.logits_tensor(logits, cache.rows);
+            return logits_tensor(logits, cache.rows, &self.device);
         }
         let cache = cache
             .downcast_mut::<GptCache<FB>>()

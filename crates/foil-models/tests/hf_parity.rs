@@ -21,8 +21,8 @@ fn check_family(name: &str) {
     let device = parse_device("cpu").unwrap();
     let p = check_fixture(&fixture(name), &device).unwrap();
     eprintln!(
-        "{name}: forward max abs diff {:e}, {} decode steps max abs diff {:e}",
-        p.forward_max_diff, p.steps, p.decode_max_diff
+        "{name}: forward max abs diff {:e}, {} decode steps max abs diff {:e} (host path {:e})",
+        p.forward_max_diff, p.steps, p.decode_max_diff, p.host_decode_max_diff
     );
     assert_eq!(p.steps, 20);
     assert_eq!(p.first_token_mismatch, None, "{name}: greedy tokens differ");

@@ -19,11 +19,14 @@ use super::{HfConfig, HfDecoder, weights};
 pub struct Parity {
     /// Max |ours − transformers| over the real positions of the padded batch.
     pub forward_max_diff: f32,
-    /// Max |ours − transformers| over the logits of every decode step.
+    /// Max |ours − transformers| over the logits of every decode step, of both decode
+    /// paths: burn's (GPUs) and the host's (`crate::host::decoder`, CPUs).
     pub decode_max_diff: f32,
+    /// The same for the host path alone.
+    pub host_decode_max_diff: f32,
     /// Greedy decode steps compared.
     pub steps: usize,
-    /// The first (row, step) where our greedy token differs, if any.
+    /// The first (row, step) where our greedy token differs on either path, if any.
     pub first_token_mismatch: Option<(usize, usize)>,
 }
 
@@ -118,7 +121,6 @@ pub fn check_fixture(dir: &Path, device: &Device) -> anyhow::Result<Parity> {
     let model = weights::load_safetensors(model, &weights::checkpoint_files(dir)?)?;
     let e = expected(dir)?;
     let v = e.vocab;
-    let n = e.rows.len();
 
     let batch = SeqBatch::left_padded(&e.rows, 0);
     anyhow::ensure!(batch.t == e.t, "fixture rows do not match their mask");
@@ -136,36 +138,58 @@ pub fn check_fixture(dir: &Path, device: &Device) -> anyhow::Result<Parity> {
         }
     }
 
+    let (logits, mut cache) = model.prefill(input.tokens, input.positions, input.key_valid);
+    let (burn_diff, burn_mismatch) = greedy_against(&e, to_vec(logits), |next, pos| {
+        let n = next.len();
+        let tt = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [n, 1]), device);
+        let pp = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n, 1]), device);
+        to_vec(model.decode(&mut cache, tt, pp))
+    });
+    let host = model.to_host();
+    let (tokens, positions, valid, rows) = crate::host::prompt(&batch.to_input(device));
+    let (logits, mut cache) = host.prefill(&tokens, &positions, &valid, rows);
+    let (host_diff, host_mismatch) =
+        greedy_against(&e, logits, |next, pos| host.decode(&mut cache, &next, &pos));
     let steps = e.generated.first().map_or(0, Vec::len);
-    let (mut logits, mut cache) = model.prefill(input.tokens, input.positions, input.key_valid);
-    let mut decode = 0f32;
-    let mut mismatch = None;
-    for step in 0..steps {
-        let host = to_vec(logits.clone());
-        let want = &e.step_logits[step * n * v..(step + 1) * n * v];
-        decode = decode.max(max_diff(&host, want));
-        // continue with transformers' tokens so one flipped near-tie does not cascade
+    Ok(Parity {
+        forward_max_diff: forward,
+        decode_max_diff: burn_diff.max(host_diff),
+        host_decode_max_diff: host_diff,
+        steps,
+        first_token_mismatch: burn_mismatch.or(host_mismatch),
+    })
+}
+
+/// Greedy decoding from the prefill's logits `first`, fed transformers' tokens (so that
+/// one flipped near-tie does not cascade); `step(tokens, positions)` decodes one column.
+/// Returns the largest logit difference and the first (row, step) whose argmax differs.
+fn greedy_against(
+    e: &Expected,
+    first: Vec<f32>,
+    mut step: impl FnMut(Vec<i64>, Vec<i64>) -> Vec<f32>,
+) -> (f32, Option<(usize, usize)>) {
+    let (n, v) = (e.rows.len(), e.vocab);
+    let steps = e.generated.first().map_or(0, Vec::len);
+    let (mut logits, mut diff, mut mismatch) = (first, 0f32, None);
+    for s in 0..steps {
+        let want = &e.step_logits[s * n * v..(s + 1) * n * v];
+        diff = diff.max(max_diff(&logits, want));
         let mut next = Vec::with_capacity(n);
         for r in 0..n {
-            let row = &host[r * v..(r + 1) * v];
+            let row = &logits[r * v..(r + 1) * v];
             let ours = (0..v)
                 .max_by(|&a, &b| row[a].total_cmp(&row[b]))
                 .unwrap_or(0);
-            let theirs = e.generated[r][step];
+            let theirs = e.generated[r][s];
             if ours as u32 != theirs && mismatch.is_none() {
-                mismatch = Some((r, step));
+                mismatch = Some((r, s));
             }
             next.push(theirs as i64);
         }
-        let pos: Vec<i64> = e.rows.iter().map(|p| (p.len() + step) as i64).collect();
-        let tt = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [n, 1]), device);
-        let pp = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [n, 1]), device);
-        logits = model.decode(&mut cache, tt, pp);
+        if s + 1 < steps {
+            let pos: Vec<i64> = e.rows.iter().map(|p| (p.len() + s) as i64).collect();
+            logits = step(next, pos);
+        }
     }
-    Ok(Parity {
-        forward_max_diff: forward,
-        decode_max_diff: decode,
-        steps,
-        first_token_mismatch: mismatch,
-    })
+    (diff, mismatch)
 }

@@ -22,6 +22,8 @@ use super::config::HfConfig;
 use super::decoder::{HfCache, HfDecoder};
 use super::lora::LoraConfig;
 use super::{gguf, gguf_export, weights};
+use crate::host::decoder::HostDecoder;
+use crate::host::{KvCache, ids, logits_tensor, prompt, use_host_decode};
 use crate::trainable::{self, Adam};
 
 /// Parameter dtype.
@@ -167,10 +169,7 @@ impl Hf {
             );
             model = super::cast::to_dtype(model, burn::tensor::DType::BF16);
         }
-        Ok(Box::new(HfInference {
-            model,
-            device: inner_device(device),
-        }))
+        Ok(Box::new(HfInference::new(model, inner_device(device))))
     }
 }
 
@@ -295,18 +294,18 @@ impl Policy for HfPolicy {
     }
 
     fn inference(&self) -> Box<dyn InferenceModel> {
-        Box::new(HfInference {
-            model: self.model().valid(),
-            device: inner_device(&self.device),
-        })
+        Box::new(HfInference::new(
+            self.model().valid(),
+            inner_device(&self.device),
+        ))
     }
 
     fn reference(&self) -> Option<Box<dyn InferenceModel>> {
         self.model().has_lora().then(|| {
-            Box::new(HfInference {
-                model: self.model().without_lora().valid(),
-                device: inner_device(&self.device),
-            }) as Box<dyn InferenceModel>
+            Box::new(HfInference::new(
+                self.model().without_lora().valid(),
+                inner_device(&self.device),
+            )) as Box<dyn InferenceModel>
         })
     }
 
@@ -399,7 +398,25 @@ fn save_tokenizer(tok: &HfTokenizer, dir: &Path) -> anyhow::Result<()> {
 /// A gradient-free copy of the weights on the inner device.
 pub struct HfInference {
     model: HfDecoder<FB>,
+    /// The weights on the host when the device is a CPU: prefill and decode run there.
+    host: Option<HostDecoder>,
     device: Device,
+}
+
+impl HfInference {
+    fn new(model: HfDecoder<FB>, device: Device) -> Self {
+        let on_host = use_host_decode(&device);
+        Self::with_host(model, device, on_host)
+    }
+
+    fn with_host(model: HfDecoder<FB>, device: Device, on_host: bool) -> Self {
+        let host = on_host.then(|| model.to_host());
+        Self {
+            model,
+            host,
+            device,
+        }
+    }
 }
 
 impl InferenceModel for HfInference {
@@ -412,6 +429,11 @@ impl InferenceModel for HfInference {
     }
 
     fn prefill(&self, input: &SeqInput) -> (Tensor<FB, 2>, DecodeCache) {
+        if let Some(host) = &self.host {
+            let (tokens, positions, valid, n) = prompt(input);
+            let (logits, cache) = host.prefill(&tokens, &positions, &valid, n);
+            return (logits_tensor(logits, n, &self.device), Box::new(cache));
+        }
         let (logits, cache) = self.model.prefill(
             input.tokens.clone(),
             input.positions.clone(),
@@ -426,6 +448,13 @@ impl InferenceModel for HfInference {
         tokens: Tensor<FB, 2, Int>,
         positions: Tensor<FB, 2, Int>,
     ) -> Tensor<FB, 2> {
+        if let Some(host) = &self.host {
+            let cache = cache
+                .downcast_mut::<KvCache>()
+                .expect("an hf host cache handed back to an hf model");
+            let logits = host.decode(cache, &ids(tokens), &ids(positions));
+            return logits_tensor(logits, cache.rows, &self.device);
+        }
         let cache = cache
             .downcast_mut::<HfCache<FB>>()
             .expect("an hf cache handed back to an hf model");

@@ -9,15 +9,17 @@
 //! column of every row through the same kernels, and leaves its keys and values in the
 //! cache.
 //!
-//! Used by the inference copies of `tiny_gpt` and the Hugging Face decoders when their
+//! Used by the inference copies of `tiny_gpt` ([`gpt`]) and the Hugging Face decoders
+//! ([`decoder`]) when their
 //! device is the CPU (flex or ndarray); GPUs keep the burn path. `FOIL_BURN_DECODE=1`
 //! turns it off (for A/B timings). Parity with the burn path is tested per model.
 
+pub mod decoder;
 pub mod gpt;
 pub use foil_kernels as kernels;
 
 use burn::module::Param;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{LayerNorm, Linear, RmsNorm};
 use burn::prelude::*;
 
 /// Whether the inference copy on `device` decodes on the host: CPU devices, unless
@@ -25,6 +27,36 @@ use burn::prelude::*;
 pub fn use_host_decode(device: &foil_core::backend::Device) -> bool {
     !foil_core::backend::is_gpu(device)
         && std::env::var("FOIL_BURN_DECODE").map_or(true, |v| v == "0" || v.is_empty())
+}
+
+/// Token ids or positions of an int tensor, row-major.
+pub fn ids(t: Tensor<foil_core::backend::B, 2, Int>) -> Vec<i64> {
+    t.into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("int tensor data")
+}
+
+/// A batch's prompt as the host paths take it: tokens, positions, key mask, rows.
+pub fn prompt(input: &foil_core::batch::SeqInput) -> (Vec<i64>, Vec<i64>, Vec<bool>, usize) {
+    let rows = input.tokens.dims()[0];
+    let valid = ids(input.key_valid.clone().int());
+    (
+        ids(input.tokens.clone()),
+        ids(input.positions.clone()),
+        valid.iter().map(|&v| v != 0).collect(),
+        rows,
+    )
+}
+
+/// Host logits `[rows, vocab]` as a tensor on `device`.
+pub fn logits_tensor(
+    logits: Vec<f32>,
+    rows: usize,
+    device: &foil_core::backend::Device,
+) -> Tensor<foil_core::backend::B, 2> {
+    let v = logits.len() / rows.max(1);
+    Tensor::from_data(burn::tensor::TensorData::new(logits, [rows, v]), device)
 }
 
 /// A tensor's values, row-major.
@@ -55,14 +87,14 @@ impl Dense {
         }
     }
 
-    /// From a `[k, n]` weight tensor without bias (e.g. a tied embedding, transposed).
-    pub fn from_weight<Bk: Backend>(w: &Param<Tensor<Bk, 2>>) -> Self {
-        let [k, n] = w.dims();
+    /// The head tied to a `[vocab, d]` embedding: `y = x · Eᵀ`.
+    pub fn tied<Bk: Backend>(embedding: &Param<Tensor<Bk, 2>>) -> Self {
+        let [vocab, d] = embedding.dims();
         Self {
-            w: kernels::Packed::new(&host(w.val()), k, n),
+            w: kernels::Packed::new(&host(embedding.val().transpose()), d, vocab),
             b: None,
-            k,
-            n,
+            k: d,
+            n: vocab,
         }
     }
 
@@ -87,6 +119,15 @@ pub struct Norm {
 }
 
 impl Norm {
+    pub fn from_rms_norm<Bk: Backend>(n: &RmsNorm<Bk>) -> Self {
+        Self {
+            gamma: host(n.gamma.val()),
+            beta: None,
+            eps: n.epsilon as f32,
+            rms: true,
+        }
+    }
+
     pub fn from_layer_norm<Bk: Backend>(n: &LayerNorm<Bk>, eps: f64) -> Self {
         Self {
             gamma: host(n.gamma.val()),
