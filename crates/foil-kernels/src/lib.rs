@@ -63,34 +63,100 @@ fn avx2() -> bool {
     false
 }
 
+/// Products of at least this many multiply-adds split their column strips over rayon's
+/// threads (a decode step's 8 × 256 × 768 stays on its caller's thread; SmolLM2's
+/// vocabulary head or a prefill spreads).
+const PARALLEL_MACS: usize = 8 << 20;
+
 /// `out[m, n] = x[m, k] · w[k, n] (+ bias[n])`, `x` and `out` row-major.
 pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
+    use rayon::prelude::*;
     let (k, n) = (w.k, w.n);
     assert!(
         x.len() == m * k && out.len() == m * n,
         "x [{m}, {k}] and out [{m}, {n}]"
     );
     assert!(bias.is_none_or(|b| b.len() == n), "bias of {n} values");
+    let strips = n.div_ceil(COLS);
+    let out = OutPtr(out.as_mut_ptr());
+    // SAFETY: `x`, `out` and `bias` hold the values indexed (asserted above), `w.data`
+    // holds ⌈n/16⌉·k·16 values by construction, and each call writes only the columns of
+    // its own strips, so concurrent calls on disjoint strip ranges never share a value.
+    let run = |range: std::ops::Range<usize>| unsafe { strips_into(x, w, bias, m, range, out) };
+    let threads = rayon::current_num_threads().min(strips);
+    if m * k * n >= PARALLEL_MACS && threads > 1 {
+        (0..threads)
+            .into_par_iter()
+            .for_each(|i| run(strips * i / threads..strips * (i + 1) / threads));
+    } else {
+        run(0..strips);
+    }
+}
+
+/// `out`'s base pointer, shared by threads that write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: only `linear` makes one, and its threads write disjoint columns.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// The strips `range` of the product into `out` (AVX2/FMA when the CPU has them).
+///
+/// # Safety
+/// As in [`linear`]: the buffers hold the values indexed, and no other thread writes these
+/// strips' columns of `out` meanwhile.
+unsafe fn strips_into(
+    x: &[f32],
+    w: &Packed,
+    bias: Option<&[f32]>,
+    m: usize,
+    range: std::ops::Range<usize>,
+    out: OutPtr,
+) {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
-        // SAFETY: the CPU supports both features (checked just above); `x`, `out` and
-        // `bias` hold the values indexed (asserted above) and `w.data` holds
-        // ⌈n/16⌉·k·16 values by construction.
-        unsafe { linear_fma(x, w, bias, m, out) };
-        return;
+        // SAFETY: the CPU supports both features (checked just above); the rest is the
+        // caller's promise.
+        return unsafe { strips_fma(x, w, bias, m, range, out.0) };
     }
-    linear_portable(x, w, bias, m, out);
+    // SAFETY: the caller's promise.
+    unsafe { strips_portable(x, w, bias, m, range, out.0) }
+}
+
+/// Stores the `width` first values of a tile row (plus bias) at `o` (columns `c0..`).
+///
+/// # Safety
+/// `o` is valid for `width` writes.
+#[inline(always)]
+unsafe fn store_row(
+    tile: &[f32; COLS],
+    bias: Option<&[f32]>,
+    c0: usize,
+    width: usize,
+    o: *mut f32,
+) {
+    for c in 0..width {
+        let b = bias.map_or(0.0, |b| b[c0 + c]);
+        unsafe { *o.add(c) = tile[c] + b };
+    }
 }
 
 /// The AVX2/FMA tiles: 4 rows × 16 columns in eight registers, one broadcast of
 /// `x[r, i]` and two loads of the strip's row `i` per four pairs of FMAs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn linear_fma(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
+unsafe fn strips_fma(
+    x: &[f32],
+    w: &Packed,
+    bias: Option<&[f32]>,
+    m: usize,
+    range: std::ops::Range<usize>,
+    out: *mut f32,
+) {
     use std::arch::x86_64::*;
     let (k, n) = (w.k, w.n);
     let xp = x.as_ptr();
-    for s in 0..n.div_ceil(COLS) {
+    for s in range {
         let c0 = s * COLS;
         let width = COLS.min(n - c0);
         let strip = unsafe { w.data.as_ptr().add(s * k * COLS) };
@@ -121,25 +187,27 @@ unsafe fn linear_fma(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out:
                 }
             }
             for (r, tile) in tile.iter().enumerate().take(real) {
-                let o = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + width];
-                match bias {
-                    Some(b) => {
-                        for (c, o) in o.iter_mut().enumerate() {
-                            *o = tile[c] + b[c0 + c];
-                        }
-                    }
-                    None => o.copy_from_slice(&tile[..width]),
-                }
+                unsafe { store_row(tile, bias, c0, width, out.add((r0 + r) * n + c0)) };
             }
         }
     }
 }
 
 /// The same product without SIMD intrinsics (other CPUs).
-fn linear_portable(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
+///
+/// # Safety
+/// As [`strips_into`].
+unsafe fn strips_portable(
+    x: &[f32],
+    w: &Packed,
+    bias: Option<&[f32]>,
+    m: usize,
+    range: std::ops::Range<usize>,
+    out: *mut f32,
+) {
     let (k, n) = (w.k, w.n);
     for r in 0..m {
-        for s in 0..n.div_ceil(COLS) {
+        for s in range.clone() {
             let c0 = s * COLS;
             let mut tile = [0f32; COLS];
             for i in 0..k {
@@ -149,9 +217,7 @@ fn linear_portable(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &
                     *t += a * wc;
                 }
             }
-            for (c, t) in tile.iter().enumerate().take(COLS.min(n - c0)) {
-                out[r * n + c0 + c] = t + bias.map_or(0.0, |b| b[c0 + c]);
-            }
+            unsafe { store_row(&tile, bias, c0, COLS.min(n - c0), out.add(r * n + c0)) };
         }
     }
 }
@@ -335,10 +401,29 @@ fn attend_body(
 mod tests {
     use super::*;
 
-    /// Sizes that exercise full tiles, a short row tile and a column tail.
+    /// The portable loops on any CPU.
+    unsafe fn strips_into_portable(
+        x: &[f32],
+        w: &Packed,
+        bias: Option<&[f32]>,
+        m: usize,
+        range: std::ops::Range<usize>,
+        out: OutPtr,
+    ) {
+        unsafe { strips_portable(x, w, bias, m, range, out.0) }
+    }
+
+    /// Sizes that exercise full tiles, a short row tile, a column tail and the split over
+    /// threads (the last size is above `PARALLEL_MACS`).
     #[test]
     fn linear_matches_the_schoolbook_product() {
-        for (m, k, n) in [(1, 3, 2), (5, 7, 37), (8, 64, 48), (4, 16, 16)] {
+        for (m, k, n) in [
+            (1, 3, 2),
+            (5, 7, 37),
+            (8, 64, 48),
+            (4, 16, 16),
+            (33, 512, 520),
+        ] {
             let x: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
                 .collect();
@@ -350,7 +435,10 @@ mod tests {
             let mut out = vec![f32::NAN; m * n];
             linear(&x, &packed, Some(&b), m, &mut out);
             let mut portable = vec![f32::NAN; m * n];
-            linear_portable(&x, &packed, Some(&b), m, &mut portable);
+            let strips = 0..n.div_ceil(COLS);
+            // SAFETY: `portable` holds m·n values and no other thread writes it.
+            let at = OutPtr(portable.as_mut_ptr());
+            unsafe { strips_into_portable(&x, &packed, Some(&b), m, strips, at) };
             for r in 0..m {
                 for c in 0..n {
                     let want: f32 = (0..k).map(|i| x[r * k + i] * w[i * n + c]).sum::<f32>() + b[c];

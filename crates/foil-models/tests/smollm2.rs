@@ -120,3 +120,56 @@ fn smollm2_builds_as_a_trainable_policy() {
         134_515_008 + 30 * ((576 * 4 + 4 * 576) + (576 * 4 + 4 * 192))
     );
 }
+
+/// Prefill + 64 greedy decode steps of 8 chat prompts, timed (run by hand; the decode path
+/// is the host's on the CPU unless `FOIL_BURN_DECODE=1`):
+/// `cargo test -p foil-models --test smollm2 time_decode -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn time_decode() {
+    let Some(path) = model_path() else { return };
+    let device = parse_device("cpu").unwrap();
+    let hf: Hf = serde_json::from_value(serde_json::json!({
+        "path": path, "prompt": {"chat": {}}
+    }))
+    .unwrap();
+    let tokenizer = hf.tokenizer().unwrap().unwrap();
+    let model = hf.load_inference(&device).unwrap();
+    let prompts: Vec<Vec<u32>> = (0..8)
+        .map(|i| {
+            let prompt = format!("What is {i} plus {}? Answer briefly.", 2 * i + 1);
+            tokenizer.encode_prompt(&prompt).unwrap()
+        })
+        .collect();
+    let path_name = match std::env::var("FOIL_BURN_DECODE").as_deref() {
+        Ok("1") => "burn",
+        _ => "host",
+    };
+    for round in 0..3 {
+        let start = std::time::Instant::now();
+        let batch = SeqBatch::left_padded(&prompts, 0);
+        let (mut logits, mut cache) = model.prefill(&batch.to_input(&device));
+        let prefill = start.elapsed().as_secs_f64();
+        for step in 0..64 {
+            let host = to_vec(logits);
+            let v = host.len() / 8;
+            let next: Vec<i64> = (0..8)
+                .map(|r| {
+                    let row = &host[r * v..(r + 1) * v];
+                    (0..v).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as i64
+                })
+                .collect();
+            let pos: Vec<i64> = prompts.iter().map(|p| (p.len() + step) as i64).collect();
+            let tt = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [8, 1]), &device);
+            let pp = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [8, 1]), &device);
+            logits = model.decode(&mut cache, tt, pp);
+        }
+        let total = start.elapsed().as_secs_f64();
+        eprintln!(
+            "round {round} ({path_name}): prefill of 8 × {} tokens {prefill:.3} s, 64 decode steps {:.3} s ({:.0} tokens/s)",
+            batch.t,
+            total - prefill,
+            8.0 * 64.0 / (total - prefill)
+        );
+    }
+}
