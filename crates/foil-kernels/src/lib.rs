@@ -82,7 +82,8 @@ pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [
     // SAFETY: `x`, `out` and `bias` hold the values indexed (asserted above), `w.data`
     // holds ⌈n/16⌉·k·16 values by construction, and each call writes only the columns of
     // its own strips, so concurrent calls on disjoint strip ranges never share a value.
-    let run = |range: std::ops::Range<usize>| unsafe { strips_into(x, w, bias, m, range, out) };
+    let product = Product { x, w, bias, m };
+    let run = |range: std::ops::Range<usize>| unsafe { strips_into(&product, range, out) };
     let threads = rayon::current_num_threads().min(strips);
     if m * k * n >= PARALLEL_MACS && threads > 1 {
         (0..threads)
@@ -91,6 +92,14 @@ pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [
     } else {
         run(0..strips);
     }
+}
+
+/// The operands of one [`linear`] call.
+struct Product<'a> {
+    x: &'a [f32],
+    w: &'a Packed,
+    bias: Option<&'a [f32]>,
+    m: usize,
 }
 
 /// `out`'s base pointer, shared by threads that write disjoint columns.
@@ -105,22 +114,15 @@ unsafe impl Sync for OutPtr {}
 /// # Safety
 /// As in [`linear`]: the buffers hold the values indexed, and no other thread writes these
 /// strips' columns of `out` meanwhile.
-unsafe fn strips_into(
-    x: &[f32],
-    w: &Packed,
-    bias: Option<&[f32]>,
-    m: usize,
-    range: std::ops::Range<usize>,
-    out: OutPtr,
-) {
+unsafe fn strips_into(p: &Product, range: std::ops::Range<usize>, out: OutPtr) {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: the CPU supports both features (checked just above); the rest is the
         // caller's promise.
-        return unsafe { strips_fma(x, w, bias, m, range, out.0) };
+        return unsafe { strips_fma(p, range, out.0) };
     }
     // SAFETY: the caller's promise.
-    unsafe { strips_portable(x, w, bias, m, range, out.0) }
+    unsafe { strips_portable(p, range, out.0) }
 }
 
 /// Stores the `width` first values of a tile row (plus bias) at `o` (columns `c0..`).
@@ -145,15 +147,9 @@ unsafe fn store_row(
 /// `x[r, i]` and two loads of the strip's row `i` per four pairs of FMAs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn strips_fma(
-    x: &[f32],
-    w: &Packed,
-    bias: Option<&[f32]>,
-    m: usize,
-    range: std::ops::Range<usize>,
-    out: *mut f32,
-) {
+unsafe fn strips_fma(p: &Product, range: std::ops::Range<usize>, out: *mut f32) {
     use std::arch::x86_64::*;
+    let (x, w, bias, m) = (p.x, p.w, p.bias, p.m);
     let (k, n) = (w.k, w.n);
     let xp = x.as_ptr();
     for s in range {
@@ -197,14 +193,8 @@ unsafe fn strips_fma(
 ///
 /// # Safety
 /// As [`strips_into`].
-unsafe fn strips_portable(
-    x: &[f32],
-    w: &Packed,
-    bias: Option<&[f32]>,
-    m: usize,
-    range: std::ops::Range<usize>,
-    out: *mut f32,
-) {
+unsafe fn strips_portable(p: &Product, range: std::ops::Range<usize>, out: *mut f32) {
+    let (x, w, bias, m) = (p.x, p.w, p.bias, p.m);
     let (k, n) = (w.k, w.n);
     for r in 0..m {
         for s in range.clone() {
@@ -401,18 +391,6 @@ fn attend_body(
 mod tests {
     use super::*;
 
-    /// The portable loops on any CPU.
-    unsafe fn strips_into_portable(
-        x: &[f32],
-        w: &Packed,
-        bias: Option<&[f32]>,
-        m: usize,
-        range: std::ops::Range<usize>,
-        out: OutPtr,
-    ) {
-        unsafe { strips_portable(x, w, bias, m, range, out.0) }
-    }
-
     /// Sizes that exercise full tiles, a short row tile, a column tail and the split over
     /// threads (the last size is above `PARALLEL_MACS`).
     #[test]
@@ -436,9 +414,14 @@ mod tests {
             linear(&x, &packed, Some(&b), m, &mut out);
             let mut portable = vec![f32::NAN; m * n];
             let strips = 0..n.div_ceil(COLS);
+            let product = Product {
+                x: &x,
+                w: &packed,
+                bias: Some(&b),
+                m,
+            };
             // SAFETY: `portable` holds m·n values and no other thread writes it.
-            let at = OutPtr(portable.as_mut_ptr());
-            unsafe { strips_into_portable(&x, &packed, Some(&b), m, strips, at) };
+            unsafe { strips_portable(&product, strips, portable.as_mut_ptr()) };
             for r in 0..m {
                 for c in 0..n {
                     let want: f32 = (0..k).map(|i| x[r * k + i] * w[i * n + c]).sum::<f32>() + b[c];

@@ -30,7 +30,7 @@ use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
 use crate::host::gpt::{GptBlock, HostGpt};
-use crate::host::{Dense, KvCache, Norm, host, ids, logits_tensor, prompt, use_host_decode};
+use crate::host::{Dense, Norm, decode_tensors, host, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
@@ -428,9 +428,7 @@ impl InferenceModel for GptInference {
 
     fn prefill(&self, input: &SeqInput) -> (Tensor<FB, 2>, DecodeCache) {
         if let Some(host) = &self.host {
-            let (tokens, positions, valid, n) = prompt(input);
-            let (logits, cache) = host.prefill(&tokens, &positions, &valid, n);
-            return (logits_tensor(logits, n, &self.device), Box::new(cache));
+            return prefill_tensors(host, input, &self.device);
         }
         let (logits, cache) = self.model.forward_with_cache(
             input.tokens.clone(),
@@ -449,11 +447,7 @@ impl InferenceModel for GptInference {
         positions: Tensor<FB, 2, Int>,
     ) -> Tensor<FB, 2> {
         if let Some(host) = &self.host {
-            let cache = cache
-                .downcast_mut::<KvCache>()
-                .expect("a tiny_gpt host cache handed back to tiny_gpt");
-            let logits = host.decode(cache, &ids(tokens), &ids(positions));
-            return logits_tensor(logits, cache.rows, &self.device);
+            return decode_tensors(host, cache, tokens, positions, &self.device);
         }
         let cache = cache
             .downcast_mut::<GptCache<FB>>()

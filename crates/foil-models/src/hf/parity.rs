@@ -13,6 +13,7 @@ use foil_core::batch::{SeqBatch, to_vec};
 use serde_json::Value;
 
 use super::{HfConfig, HfDecoder, weights};
+use crate::host::HostModel;
 
 /// What one fixture gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,8 +147,9 @@ pub fn check_fixture(dir: &Path, device: &Device) -> anyhow::Result<Parity> {
         to_vec(model.decode(&mut cache, tt, pp))
     });
     let host = model.to_host();
-    let (tokens, positions, valid, rows) = crate::host::prompt(&batch.to_input(device));
-    let (logits, mut cache) = host.prefill(&tokens, &positions, &valid, rows);
+    let widen = |v: &[u32]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+    let (tokens, positions) = (widen(&batch.tokens), widen(&batch.positions));
+    let (logits, mut cache) = host.prefill(&tokens, &positions, &batch.valid, batch.n);
     let (host_diff, host_mismatch) =
         greedy_against(&e, logits, |next, pos| host.decode(&mut cache, &next, &pos));
     let steps = e.generated.first().map_or(0, Vec::len);

@@ -23,7 +23,7 @@ use super::decoder::{HfCache, HfDecoder};
 use super::lora::LoraConfig;
 use super::{gguf, gguf_export, weights};
 use crate::host::decoder::HostDecoder;
-use crate::host::{KvCache, ids, logits_tensor, prompt, use_host_decode};
+use crate::host::{decode_tensors, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam};
 
 /// Parameter dtype.
@@ -430,9 +430,7 @@ impl InferenceModel for HfInference {
 
     fn prefill(&self, input: &SeqInput) -> (Tensor<FB, 2>, DecodeCache) {
         if let Some(host) = &self.host {
-            let (tokens, positions, valid, n) = prompt(input);
-            let (logits, cache) = host.prefill(&tokens, &positions, &valid, n);
-            return (logits_tensor(logits, n, &self.device), Box::new(cache));
+            return prefill_tensors(host, input, &self.device);
         }
         let (logits, cache) = self.model.prefill(
             input.tokens.clone(),
@@ -449,11 +447,7 @@ impl InferenceModel for HfInference {
         positions: Tensor<FB, 2, Int>,
     ) -> Tensor<FB, 2> {
         if let Some(host) = &self.host {
-            let cache = cache
-                .downcast_mut::<KvCache>()
-                .expect("an hf host cache handed back to an hf model");
-            let logits = host.decode(cache, &ids(tokens), &ids(positions));
-            return logits_tensor(logits, cache.rows, &self.device);
+            return decode_tensors(host, cache, tokens, positions, &self.device);
         }
         let cache = cache
             .downcast_mut::<HfCache<FB>>()

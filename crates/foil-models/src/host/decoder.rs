@@ -6,7 +6,7 @@
 
 use super::gpt::add;
 use super::kernels::{attend_one, silu_mul};
-use super::{Dense, KvCache, Norm};
+use super::{Dense, HostModel, KvCache, Norm, last_logits};
 
 /// One decoder layer's weights.
 pub struct HostLayer {
@@ -41,30 +41,6 @@ impl HostDecoder {
         self.norm.gamma.len()
     }
 
-    /// Runs the left-padded prompts `tokens`/`positions` `[rows, t]` (`key_valid` marks
-    /// the real columns) and returns the logits of each row's last column
-    /// `[rows, vocab]` with the cache to decode from.
-    pub fn prefill(
-        &self,
-        tokens: &[i64],
-        positions: &[i64],
-        key_valid: &[bool],
-        rows: usize,
-    ) -> (Vec<f32>, KvCache) {
-        let t = tokens.len() / rows.max(1);
-        let spare = self.context.saturating_sub(t);
-        let (layers, hk, dh) = (self.layers.len(), self.kv_heads, self.head_dim);
-        let mut cache = KvCache::for_prompt(layers, rows, hk, dh, key_valid, spare);
-        let logits = self.run(&mut cache, tokens, positions, t);
-        (logits, cache)
-    }
-
-    /// Appends `tokens[r]` at `positions[r]` for each row and returns the next logits.
-    pub fn decode(&self, cache: &mut KvCache, tokens: &[i64], positions: &[i64]) -> Vec<f32> {
-        cache.open_slot();
-        self.run(cache, tokens, positions, 1)
-    }
-
     /// Rotates each `head_dim`-wide head of `x` (one token) to position `p`:
     /// `x' = x ⊙ cos φ + rotate_half(x) ⊙ sin φ`, `φ_j = p·θ_(j mod d/2)` (f32 product,
     /// as `crate::hf::rope::tables`).
@@ -83,8 +59,18 @@ impl HostDecoder {
             }
         }
     }
+}
 
-    /// `t` new columns of every row through the layers (see `crate::host::gpt`).
+impl HostModel for HostDecoder {
+    fn cache_shape(&self) -> (usize, usize, usize, usize) {
+        (
+            self.layers.len(),
+            self.kv_heads,
+            self.head_dim,
+            self.context,
+        )
+    }
+
     fn run(&self, cache: &mut KvCache, tokens: &[i64], positions: &[i64], t: usize) -> Vec<f32> {
         let (n, d) = (cache.rows, self.d());
         let (h, hk, dh) = (self.heads, self.kv_heads, self.head_dim);
@@ -138,12 +124,6 @@ impl HostDecoder {
             add(&mut x, &y);
         }
         cache.advance(t);
-        let last: Vec<f32> = (0..n)
-            .flat_map(|r| x[((r + 1) * t - 1) * d..(r + 1) * t * d].iter().copied())
-            .collect();
-        self.norm.apply(&last, &mut a[..n * d]);
-        let mut logits = vec![0f32; n * self.head.n];
-        self.head.apply(&a[..n * d], n, &mut logits);
-        logits
+        last_logits(&x, n, t, &self.norm, &self.head)
     }
 }

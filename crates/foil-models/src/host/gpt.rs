@@ -3,7 +3,7 @@
 //! [`KvCache`], then `logits = W_head·LN_f(x)`.
 
 use super::kernels::{attend_one, gelu};
-use super::{Dense, KvCache, Norm};
+use super::{Dense, HostModel, KvCache, Norm, last_logits};
 
 /// One decoder block's weights.
 pub struct GptBlock {
@@ -31,36 +31,14 @@ impl HostGpt {
     fn d(&self) -> usize {
         self.ln_f.gamma.len()
     }
+}
 
-    /// Runs the left-padded prompts `tokens`/`positions` `[rows, t]` (`key_valid` marks
-    /// the real columns) and returns the logits of each row's last column
-    /// `[rows, vocab]` with the cache to decode from.
-    pub fn prefill(
-        &self,
-        tokens: &[i64],
-        positions: &[i64],
-        key_valid: &[bool],
-        rows: usize,
-    ) -> (Vec<f32>, KvCache) {
-        let t = tokens.len() / rows.max(1);
+impl HostModel for HostGpt {
+    fn cache_shape(&self) -> (usize, usize, usize, usize) {
         let (d, h) = (self.d(), self.heads);
-        let spare = self.context.saturating_sub(t);
-        let mut cache = KvCache::for_prompt(self.blocks.len(), rows, h, d / h, key_valid, spare);
-        let logits = self.run(&mut cache, tokens, positions, t);
-        (logits, cache)
+        (self.blocks.len(), h, d / h, self.context)
     }
 
-    /// Appends `tokens[r]` at `positions[r]` for each row and returns the next logits,
-    /// `[rows, vocab]`.
-    pub fn decode(&self, cache: &mut KvCache, tokens: &[i64], positions: &[i64]) -> Vec<f32> {
-        cache.open_slot();
-        self.run(cache, tokens, positions, 1)
-    }
-
-    /// `t` new columns of every row through the blocks: their keys and values go to
-    /// positions `len..len + t` of the cache, column `j` attends to positions
-    /// `0..=len + j` (causal, minus padding by the cache's key bias). Returns the logits
-    /// of each row's last column.
     fn run(&self, cache: &mut KvCache, tokens: &[i64], positions: &[i64], t: usize) -> Vec<f32> {
         let (n, d, h) = (cache.rows, self.d(), self.heads);
         let (m, dh, base) = (n * t, d / h, cache.len());
@@ -104,13 +82,7 @@ impl HostGpt {
             add(&mut x, &y);
         }
         cache.advance(t);
-        let last: Vec<f32> = (0..n)
-            .flat_map(|r| x[((r + 1) * t - 1) * d..(r + 1) * t * d].iter().copied())
-            .collect();
-        self.ln_f.apply(&last, &mut a[..n * d]);
-        let mut logits = vec![0f32; n * self.head.n];
-        self.head.apply(&a[..n * d], n, &mut logits);
-        logits
+        last_logits(&x, n, t, &self.ln_f, &self.head)
     }
 }
 

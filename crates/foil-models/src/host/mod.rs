@@ -29,28 +29,100 @@ pub fn use_host_decode(device: &foil_core::backend::Device) -> bool {
         && std::env::var("FOIL_BURN_DECODE").map_or(true, |v| v == "0" || v.is_empty())
 }
 
+/// What [`gpt::HostGpt`] and [`decoder::HostDecoder`] share: one pass of `t` new columns
+/// of every row over a [`KvCache`] (`run`), from which prefill and decode follow.
+pub trait HostModel: Send + Sync {
+    /// Layers, cached (key/value) heads, head width and the longest sequence accepted.
+    fn cache_shape(&self) -> (usize, usize, usize, usize);
+
+    /// `t` new columns of every row through the layers: their keys and values go to
+    /// positions `len..len + t` of the cache, column `j` attends to positions
+    /// `0..=len + j` (causal, minus padding by the cache's key bias). Returns the logits
+    /// of each row's last column, `[rows, vocab]`.
+    fn run(&self, cache: &mut KvCache, tokens: &[i64], positions: &[i64], t: usize) -> Vec<f32>;
+
+    /// Runs the left-padded prompts `tokens`/`positions` `[rows, t]` (`key_valid` marks
+    /// the real columns) and returns the logits of each row's last column with the cache
+    /// to decode from.
+    fn prefill(
+        &self,
+        tokens: &[i64],
+        positions: &[i64],
+        key_valid: &[bool],
+        rows: usize,
+    ) -> (Vec<f32>, KvCache) {
+        let t = tokens.len() / rows.max(1);
+        let (layers, heads, dh, context) = self.cache_shape();
+        let spare = context.saturating_sub(t);
+        let mut cache = KvCache::for_prompt(layers, rows, heads, dh, key_valid, spare);
+        let logits = self.run(&mut cache, tokens, positions, t);
+        (logits, cache)
+    }
+
+    /// Appends `tokens[r]` at `positions[r]` for each row and returns the next logits.
+    fn decode(&self, cache: &mut KvCache, tokens: &[i64], positions: &[i64]) -> Vec<f32> {
+        cache.open_slot();
+        self.run(cache, tokens, positions, 1)
+    }
+}
+
+/// [`HostModel::prefill`] for an `InferenceModel`: the batch in, logits on `device` out.
+pub fn prefill_tensors(
+    model: &dyn HostModel,
+    input: &foil_core::batch::SeqInput,
+    device: &foil_core::backend::Device,
+) -> (
+    Tensor<foil_core::backend::B, 2>,
+    foil_core::policy::DecodeCache,
+) {
+    let rows = input.tokens.dims()[0];
+    let valid: Vec<bool> = ids(input.key_valid.clone().int())
+        .iter()
+        .map(|&v| v != 0)
+        .collect();
+    let (tokens, positions) = (ids(input.tokens.clone()), ids(input.positions.clone()));
+    let (logits, cache) = model.prefill(&tokens, &positions, &valid, rows);
+    (logits_tensor(logits, rows, device), Box::new(cache))
+}
+
+/// [`HostModel::decode`] for an `InferenceModel`.
+pub fn decode_tensors(
+    model: &dyn HostModel,
+    cache: &mut foil_core::policy::DecodeCache,
+    tokens: Tensor<foil_core::backend::B, 2, Int>,
+    positions: Tensor<foil_core::backend::B, 2, Int>,
+    device: &foil_core::backend::Device,
+) -> Tensor<foil_core::backend::B, 2> {
+    let cache = cache
+        .downcast_mut::<KvCache>()
+        .expect("a host KV cache handed back to the model that made it");
+    let logits = model.decode(cache, &ids(tokens), &ids(positions));
+    logits_tensor(logits, cache.rows, device)
+}
+
+/// The logits of each row's last column: `head(norm(x[r, t − 1]))`, `x` `[rows, t, d]`.
+pub fn last_logits(x: &[f32], rows: usize, t: usize, norm: &Norm, head: &Dense) -> Vec<f32> {
+    let d = norm.gamma.len();
+    let last: Vec<f32> = (0..rows)
+        .flat_map(|r| x[((r + 1) * t - 1) * d..(r + 1) * t * d].iter().copied())
+        .collect();
+    let mut normed = vec![0f32; rows * d];
+    norm.apply(&last, &mut normed);
+    let mut logits = vec![0f32; rows * head.n];
+    head.apply(&normed, rows, &mut logits);
+    logits
+}
+
 /// Token ids or positions of an int tensor, row-major.
-pub fn ids(t: Tensor<foil_core::backend::B, 2, Int>) -> Vec<i64> {
+fn ids(t: Tensor<foil_core::backend::B, 2, Int>) -> Vec<i64> {
     t.into_data()
         .convert::<i64>()
         .to_vec::<i64>()
         .expect("int tensor data")
 }
 
-/// A batch's prompt as the host paths take it: tokens, positions, key mask, rows.
-pub fn prompt(input: &foil_core::batch::SeqInput) -> (Vec<i64>, Vec<i64>, Vec<bool>, usize) {
-    let rows = input.tokens.dims()[0];
-    let valid = ids(input.key_valid.clone().int());
-    (
-        ids(input.tokens.clone()),
-        ids(input.positions.clone()),
-        valid.iter().map(|&v| v != 0).collect(),
-        rows,
-    )
-}
-
 /// Host logits `[rows, vocab]` as a tensor on `device`.
-pub fn logits_tensor(
+fn logits_tensor(
     logits: Vec<f32>,
     rows: usize,
     device: &foil_core::backend::Device,
