@@ -1,5 +1,5 @@
-//! The CPU decode path: a policy's weights copied to plain `Vec<f32>`s and one decode
-//! step computed by the kernels of `foil-kernels`, with a preallocated KV cache.
+//! The CPU sampling path: a policy's weights copied to plain `Vec<f32>`s, prefill and
+//! decode steps computed by the kernels of `foil-kernels` over a KV cache written in place.
 //!
 //! Why: on a CPU, a decode step of `tiny_gpt` through burn's flex backend ran its
 //! ~25 small ops per layer as separate tensors, its per-step GEMMs (1–16 rows) packed
@@ -10,9 +10,9 @@
 //! cache.
 //!
 //! Used by the inference copies of `tiny_gpt` ([`gpt`]) and the Hugging Face decoders
-//! ([`decoder`]) when their
-//! device is the CPU (flex or ndarray); GPUs keep the burn path. `FOIL_BURN_DECODE=1`
-//! turns it off (for A/B timings). Parity with the burn path is tested per model.
+//! ([`decoder`]) when their device is the CPU (flex or ndarray); GPUs keep the burn path,
+//! and so do `forward` and `token_logprobs`. `FOIL_BURN_DECODE=1` turns it off (for A/B
+//! timings). Tested against the burn path (`tiny_gpt`) and transformers (`hf_parity`).
 
 pub mod decoder;
 pub mod gpt;
@@ -53,7 +53,8 @@ pub trait HostModel: Send + Sync {
     ) -> (Vec<f32>, KvCache) {
         let t = tokens.len() / rows.max(1);
         let (layers, heads, dh, context) = self.cache_shape();
-        let spare = context.saturating_sub(t);
+        // room for what may follow, up to 256 positions; beyond that the cache regrows
+        let spare = context.saturating_sub(t).min(256);
         let mut cache = KvCache::for_prompt(layers, rows, heads, dh, key_valid, spare);
         let logits = self.run(&mut cache, tokens, positions, t);
         (logits, cache)
