@@ -25,12 +25,12 @@ use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use foil_core::backend::{B as FB, Device, inner_device, materialize, train_device, with_seed};
-use foil_core::batch::SeqInput;
+use foil_core::batch::{SeqInput, to_vec};
 use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
 use crate::host::gpt::{GptBlock, HostGpt};
-use crate::host::{Dense, Norm, decode_tensors, host, prefill_tensors, use_host_decode};
+use crate::host::{Dense, Norm, decode_tensors, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
@@ -297,14 +297,16 @@ impl<B: Backend> TinyGptModel<B> {
         let v = self.head.weight.dims()[1];
         self.logits(h).reshape([n, v])
     }
+}
 
-    /// The weights copied to the host, for [`HostGpt::decode`].
+impl TinyGptModel<FB> {
+    /// The weights copied to the host, for [`HostGpt`]'s prefill and decode steps.
     pub fn to_host(&self) -> HostGpt {
         HostGpt {
             heads: self.blocks.first().map_or(1, |b| b.heads),
             context: self.context,
-            tok: host(self.tok.weight.val()),
-            pos: host(self.pos.weight.val()),
+            tok: to_vec(self.tok.weight.val()),
+            pos: to_vec(self.pos.weight.val()),
             blocks: self
                 .blocks
                 .iter()

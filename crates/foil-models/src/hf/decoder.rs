@@ -20,12 +20,14 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
+use foil_core::backend::B as FB;
+use foil_core::batch::to_vec;
 
 use super::config::HfConfig;
 use super::lora::{LoraConfig, LoraLinear};
 use super::rope::{Rotation, inv_freq};
 use crate::host::decoder::{HostDecoder, HostLayer};
-use crate::host::{Dense, Norm, host};
+use crate::host::{Dense, Norm};
 use crate::trainable::{causal_bias, fold_rows, key_bias, linear_rows};
 
 /// Grouped-query self-attention.
@@ -227,42 +229,6 @@ impl<B: Backend> HfDecoder<B> {
         self.map_projections(|l| LoraLinear::plain(l.merged()))
     }
 
-    /// The weights, adapters merged, copied to the host for [`HostDecoder`]'s prefill and
-    /// decode steps.
-    pub fn to_host(&self) -> HostDecoder {
-        let m = self.merged();
-        let dense = |l: &LoraLinear<B>| Dense::from_linear(&l.base);
-        let first = &m.layers[0].self_attn;
-        HostDecoder {
-            heads: first.heads,
-            kv_heads: first.kv_heads,
-            head_dim: first.head_dim,
-            context: m.context,
-            inv_freq: m.inv_freq.clone(),
-            embed: host(m.embed_tokens.weight.val()),
-            layers: m
-                .layers
-                .iter()
-                .map(|l| HostLayer {
-                    attn_norm: Norm::from_rms_norm(&l.input_layernorm),
-                    q: dense(&l.self_attn.q_proj),
-                    k: dense(&l.self_attn.k_proj),
-                    v: dense(&l.self_attn.v_proj),
-                    o: dense(&l.self_attn.o_proj),
-                    mlp_norm: Norm::from_rms_norm(&l.post_attention_layernorm),
-                    gate: dense(&l.mlp.gate_proj),
-                    up: dense(&l.mlp.up_proj),
-                    down: dense(&l.mlp.down_proj),
-                })
-                .collect(),
-            norm: Norm::from_rms_norm(&m.norm),
-            head: match &m.lm_head {
-                Some(head) => Dense::from_linear(head),
-                None => Dense::tied(&m.embed_tokens.weight),
-            },
-        }
-    }
-
     /// Whether any projection carries an adapter.
     pub fn has_lora(&self) -> bool {
         self.layers
@@ -392,6 +358,44 @@ impl<B: Backend> HfDecoder<B> {
         }
         let v = self.vocab_size();
         self.logits(h).reshape([n, v])
+    }
+}
+
+impl HfDecoder<FB> {
+    /// The weights, adapters merged, copied to the host for [`HostDecoder`]'s prefill and
+    /// decode steps.
+    pub fn to_host(&self) -> HostDecoder {
+        let m = self.merged();
+        let dense = |l: &LoraLinear<FB>| Dense::from_linear(&l.base);
+        let first = &m.layers[0].self_attn;
+        HostDecoder {
+            heads: first.heads,
+            kv_heads: first.kv_heads,
+            head_dim: first.head_dim,
+            context: m.context,
+            inv_freq: m.inv_freq.clone(),
+            embed: to_vec(m.embed_tokens.weight.val()),
+            layers: m
+                .layers
+                .iter()
+                .map(|l| HostLayer {
+                    attn_norm: Norm::from_rms_norm(&l.input_layernorm),
+                    q: dense(&l.self_attn.q_proj),
+                    k: dense(&l.self_attn.k_proj),
+                    v: dense(&l.self_attn.v_proj),
+                    o: dense(&l.self_attn.o_proj),
+                    mlp_norm: Norm::from_rms_norm(&l.post_attention_layernorm),
+                    gate: dense(&l.mlp.gate_proj),
+                    up: dense(&l.mlp.up_proj),
+                    down: dense(&l.mlp.down_proj),
+                })
+                .collect(),
+            norm: Norm::from_rms_norm(&m.norm),
+            head: match &m.lm_head {
+                Some(head) => Dense::from_linear(head),
+                None => Dense::tied(&m.embed_tokens.weight),
+            },
+        }
     }
 }
 

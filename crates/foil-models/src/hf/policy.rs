@@ -405,12 +405,7 @@ pub struct HfInference {
 
 impl HfInference {
     fn new(model: HfDecoder<FB>, device: Device) -> Self {
-        let on_host = use_host_decode(&device);
-        Self::with_host(model, device, on_host)
-    }
-
-    fn with_host(model: HfDecoder<FB>, device: Device, on_host: bool) -> Self {
-        let host = on_host.then(|| model.to_host());
+        let host = use_host_decode(&device).then(|| model.to_host());
         Self {
             model,
             host,

@@ -81,7 +81,7 @@ impl HostModel for HostDecoder {
             let tok = tokens[i] as usize;
             xr.copy_from_slice(&self.embed[tok * d..(tok + 1) * d]);
         }
-        let f = self.layers.first().map_or(0, |l| l.gate.n);
+        let f = self.layers.first().map_or(0, |l| l.gate.n());
         let (mut a, mut y) = (vec![0f32; m * d], vec![0f32; m * d]);
         let (mut q, mut att) = (vec![0f32; m * h * dh], vec![0f32; m * h * dh]);
         let (mut k, mut v) = (vec![0f32; m * hk * dh], vec![0f32; m * hk * dh]);

@@ -51,7 +51,7 @@ impl HostModel for HostGpt {
                 *xc = self.tok[tok * d + c] + self.pos[p * d + c];
             }
         }
-        let widest = self.blocks.iter().map(|b| b.fc1.n.max(b.qkv.n)).max();
+        let widest = self.blocks.iter().map(|b| b.fc1.n().max(b.qkv.n())).max();
         let mut a = vec![0f32; m * d];
         let mut wide = vec![0f32; m * widest.unwrap_or(0)];
         let mut y = vec![0f32; m * d];
@@ -76,7 +76,7 @@ impl HostModel for HostGpt {
             add(&mut x, &y);
             b.ln2.apply(&x, &mut a);
             b.fc1.apply(&a, m, &mut wide);
-            let f = &mut wide[..m * b.fc1.n];
+            let f = &mut wide[..m * b.fc1.n()];
             gelu(f);
             b.fc2.apply(f, m, &mut y);
             add(&mut x, &y);

@@ -21,6 +21,8 @@ pub use foil_kernels as kernels;
 use burn::module::Param;
 use burn::nn::{LayerNorm, Linear, RmsNorm};
 use burn::prelude::*;
+use foil_core::backend::B as FB;
+use foil_core::batch::to_vec;
 
 /// Whether the inference copy on `device` decodes on the host: CPU devices, unless
 /// `FOIL_BURN_DECODE` is set to something other than `0`.
@@ -72,10 +74,7 @@ pub fn prefill_tensors(
     model: &dyn HostModel,
     input: &foil_core::batch::SeqInput,
     device: &foil_core::backend::Device,
-) -> (
-    Tensor<foil_core::backend::B, 2>,
-    foil_core::policy::DecodeCache,
-) {
+) -> (Tensor<FB, 2>, foil_core::policy::DecodeCache) {
     let rows = input.tokens.dims()[0];
     let valid: Vec<bool> = ids(input.key_valid.clone().int())
         .iter()
@@ -90,10 +89,10 @@ pub fn prefill_tensors(
 pub fn decode_tensors(
     model: &dyn HostModel,
     cache: &mut foil_core::policy::DecodeCache,
-    tokens: Tensor<foil_core::backend::B, 2, Int>,
-    positions: Tensor<foil_core::backend::B, 2, Int>,
+    tokens: Tensor<FB, 2, Int>,
+    positions: Tensor<FB, 2, Int>,
     device: &foil_core::backend::Device,
-) -> Tensor<foil_core::backend::B, 2> {
+) -> Tensor<FB, 2> {
     let cache = cache
         .downcast_mut::<KvCache>()
         .expect("a host KV cache handed back to the model that made it");
@@ -109,13 +108,13 @@ pub fn last_logits(x: &[f32], rows: usize, t: usize, norm: &Norm, head: &Dense) 
         .collect();
     let mut normed = vec![0f32; rows * d];
     norm.apply(&last, &mut normed);
-    let mut logits = vec![0f32; rows * head.n];
+    let mut logits = vec![0f32; rows * head.n()];
     head.apply(&normed, rows, &mut logits);
     logits
 }
 
 /// Token ids or positions of an int tensor, row-major.
-fn ids(t: Tensor<foil_core::backend::B, 2, Int>) -> Vec<i64> {
+fn ids(t: Tensor<FB, 2, Int>) -> Vec<i64> {
     t.into_data()
         .convert::<i64>()
         .to_vec::<i64>()
@@ -127,17 +126,9 @@ fn logits_tensor(
     logits: Vec<f32>,
     rows: usize,
     device: &foil_core::backend::Device,
-) -> Tensor<foil_core::backend::B, 2> {
+) -> Tensor<FB, 2> {
     let v = logits.len() / rows.max(1);
     Tensor::from_data(burn::tensor::TensorData::new(logits, [rows, v]), device)
-}
-
-/// A tensor's values, row-major.
-pub fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .expect("float tensor data")
 }
 
 /// A linear layer: `y = x · w + b`, `w` `[k, n]` (burn's `Linear` layout), packed for
@@ -145,40 +136,39 @@ pub fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
 pub struct Dense {
     pub w: kernels::Packed,
     pub b: Option<Vec<f32>>,
-    pub k: usize,
-    pub n: usize,
 }
 
 impl Dense {
-    pub fn from_linear<Bk: Backend>(l: &Linear<Bk>) -> Self {
+    pub fn from_linear(l: &Linear<FB>) -> Self {
         let [k, n] = l.weight.dims();
         Self {
-            w: kernels::Packed::new(&host(l.weight.val()), k, n),
-            b: l.bias.as_ref().map(|b| host(b.val())),
-            k,
-            n,
+            w: kernels::Packed::new(&to_vec(l.weight.val()), k, n),
+            b: l.bias.as_ref().map(|b| to_vec(b.val())),
         }
     }
 
     /// The head tied to a `[vocab, d]` embedding: `y = x · Eᵀ`.
-    pub fn tied<Bk: Backend>(embedding: &Param<Tensor<Bk, 2>>) -> Self {
+    pub fn tied(embedding: &Param<Tensor<FB, 2>>) -> Self {
         let [vocab, d] = embedding.dims();
         Self {
-            w: kernels::Packed::new(&host(embedding.val().transpose()), d, vocab),
+            w: kernels::Packed::new(&to_vec(embedding.val().transpose()), d, vocab),
             b: None,
-            k: d,
-            n: vocab,
         }
+    }
+
+    /// Output width.
+    pub fn n(&self) -> usize {
+        self.w.n()
     }
 
     /// `out[m, n] = x[m, k] · w (+ b)`.
     pub fn apply(&self, x: &[f32], m: usize, out: &mut [f32]) {
         kernels::linear(
-            &x[..m * self.k],
+            &x[..m * self.w.k()],
             &self.w,
             self.b.as_deref(),
             m,
-            &mut out[..m * self.n],
+            &mut out[..m * self.n()],
         );
     }
 }
@@ -192,19 +182,19 @@ pub struct Norm {
 }
 
 impl Norm {
-    pub fn from_rms_norm<Bk: Backend>(n: &RmsNorm<Bk>) -> Self {
+    pub fn from_rms_norm(n: &RmsNorm<FB>) -> Self {
         Self {
-            gamma: host(n.gamma.val()),
+            gamma: to_vec(n.gamma.val()),
             beta: None,
             eps: n.epsilon as f32,
             rms: true,
         }
     }
 
-    pub fn from_layer_norm<Bk: Backend>(n: &LayerNorm<Bk>, eps: f64) -> Self {
+    pub fn from_layer_norm(n: &LayerNorm<FB>, eps: f64) -> Self {
         Self {
-            gamma: host(n.gamma.val()),
-            beta: n.beta.as_ref().map(|b| host(b.val())),
+            gamma: to_vec(n.gamma.val()),
+            beta: n.beta.as_ref().map(|b| to_vec(b.val())),
             eps: eps as f32,
             rms: false,
         }
