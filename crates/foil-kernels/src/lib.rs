@@ -12,6 +12,8 @@
 //! tiles of 4 rows × 16 columns (`out[r, c] += x[r, i] · w[i, c]`), with AVX2/FMA chosen
 //! at run time and a portable build of the same loops otherwise.
 
+pub mod backprop;
+
 const ROWS: usize = 4;
 const COLS: usize = 16;
 

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::optim::AdamWConfig;
+use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,9 @@ use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
 use crate::host::gpt::{GptBlock, HostGpt};
-use crate::host::{Dense, Norm, decode_tensors, prefill_tensors, use_host_decode};
+use crate::host::gpt_train::{self, GptParams, GptShape, GptTrace};
+use crate::host::train::{ParamRef, Pending, use_host_train};
+use crate::host::{Dense, Norm, decode_tensors, ids, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
@@ -100,6 +102,8 @@ impl PolicyConfig for TinyGpt {
         Ok(Box::new(TinyGptPolicy {
             optim: AdamWConfig::new().init(),
             model: Some(model),
+            host_train: use_host_train(&train),
+            pending: Pending::default(),
             device: train,
         }))
     }
@@ -325,10 +329,43 @@ impl TinyGptModel<FB> {
     }
 }
 
+impl TinyGptModel<FB> {
+    /// Every parameter, in the order of [`GptParams::from_flat`].
+    fn param_refs(&self) -> Vec<ParamRef<'_>> {
+        fn linear(l: &Linear<FB>) -> [ParamRef<'_>; 2] {
+            let bias = l.bias.as_ref().expect("tiny_gpt's linears have biases");
+            [ParamRef::Matrix(&l.weight), ParamRef::Vector(bias)]
+        }
+        fn norm(n: &LayerNorm<FB>) -> [ParamRef<'_>; 2] {
+            let beta = n.beta.as_ref().expect("tiny_gpt's LayerNorms have a β");
+            [ParamRef::Vector(&n.gamma), ParamRef::Vector(beta)]
+        }
+        let mut refs = vec![
+            ParamRef::Matrix(&self.tok.weight),
+            ParamRef::Matrix(&self.pos.weight),
+        ];
+        for b in &self.blocks {
+            refs.extend(norm(&b.ln1));
+            refs.extend(linear(&b.qkv));
+            refs.extend(linear(&b.proj));
+            refs.extend(norm(&b.ln2));
+            refs.extend(linear(&b.fc1));
+            refs.extend(linear(&b.fc2));
+        }
+        refs.extend(norm(&self.ln_f));
+        refs.extend(linear(&self.head));
+        refs
+    }
+}
+
 /// The trainable `tiny_gpt` with its AdamW state.
 pub struct TinyGptPolicy {
     model: Option<TinyGptModel<FB>>,
     optim: Adam<TinyGptModel<FB>>,
+    /// Forward and backward passes on the host (CPU devices; `crate::host::train`).
+    host_train: bool,
+    /// The host forward passes since the last step.
+    pending: Pending<GptTrace>,
     device: Device,
 }
 
@@ -336,10 +373,52 @@ impl TinyGptPolicy {
     fn model(&self) -> &TinyGptModel<FB> {
         self.model.as_ref().expect("model present between steps")
     }
+
+    /// The logits of a host forward pass, as an autodiff leaf whose trace waits in
+    /// `pending` for the step.
+    fn host_forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
+        let model = self.model();
+        let params = GptParams::from_flat(model.param_refs().iter().map(ParamRef::read).collect());
+        let shape = GptShape {
+            heads: model.blocks.first().map_or(1, |b| b.heads),
+            context: model.context,
+            eps: LN_EPS as f32,
+        };
+        let [rows, t] = input.tokens.dims();
+        let valid: Vec<bool> = ids(input.key_valid.clone().int())
+            .iter()
+            .map(|&v| v != 0)
+            .collect();
+        let (tokens, positions) = (ids(input.tokens.clone()), ids(input.positions.clone()));
+        let vocab = params.head_b.len();
+        let (logits, trace) = gpt_train::forward(params, shape, &tokens, &positions, &valid, rows);
+        self.pending
+            .record(logits, [rows, t, vocab], &self.device, trace)
+    }
+
+    /// The gradients of `loss`: burn's, plus the host backward pass of every pending host
+    /// forward pass that `loss` depends on.
+    fn gradients(&self, loss: Tensor<FB, 1>) -> burn::optim::GradientsParams {
+        let model = self.model();
+        let mut host: Option<GptParams> = None;
+        let mut grads = self.pending.gradients(model, loss, |trace, d_logits| {
+            let g = host.get_or_insert_with(|| trace.params().zeros_like());
+            gpt_train::backward(trace, d_logits, g);
+        });
+        if let Some(host) = host {
+            for (p, g) in model.param_refs().iter().zip(host.into_flat()) {
+                p.register(g, &mut grads);
+            }
+        }
+        grads
+    }
 }
 
 impl Policy for TinyGptPolicy {
     fn forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
+        if self.host_train {
+            return self.host_forward(input);
+        }
         self.model().forward(
             input.tokens.clone(),
             input.positions.clone(),
@@ -348,8 +427,9 @@ impl Policy for TinyGptPolicy {
     }
 
     fn step(&mut self, loss: Tensor<FB, 1>, lr: f64) -> anyhow::Result<()> {
+        let grads = self.gradients(loss);
         let model = self.model.take().expect("model present between steps");
-        self.model = Some(trainable::step(model, &mut self.optim, loss, lr));
+        self.model = Some(self.optim.step(lr, model, grads));
         Ok(())
     }
 
@@ -359,7 +439,8 @@ impl Policy for TinyGptPolicy {
         lr: f64,
         sync: &mut dyn foil_core::grad_sync::GradientSync,
     ) -> anyhow::Result<()> {
-        trainable::step_synced(&mut self.model, &mut self.optim, loss, lr, sync)
+        let grads = self.gradients(loss);
+        trainable::step_synced(&mut self.model, &mut self.optim, grads, lr, sync)
     }
 
     fn reset_optimizer(&mut self, config: &OptimizerConfig) {
@@ -381,6 +462,7 @@ impl Policy for TinyGptPolicy {
         let model = self.model.take().expect("model present");
         let optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init());
         let (model, optim) = trainable::load(model, optim, dir, &self.device, "tiny_gpt")?;
+        self.pending.clear();
         self.model = Some(model);
         self.optim = optim;
         Ok(())
@@ -471,7 +553,8 @@ mod tests {
     use super::*;
     use burn::tensor::TensorData;
     use foil_core::backend::parse_device;
-    use foil_core::batch::{SeqBatch, to_vec};
+    use foil_core::backend::{materialize, with_seed};
+    use foil_core::batch::{SeqBatch, to_vec, token_logprobs};
 
     fn small() -> TinyGpt {
         TinyGpt {
@@ -532,6 +615,93 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `small()` as a policy on the CPU, training on the host or through burn's autodiff.
+    fn policy_on(host_train: bool) -> TinyGptPolicy {
+        let device = train_device(&parse_device("cpu").unwrap());
+        let model = with_seed(&device, 7, || {
+            materialize(small().init_model::<FB>(11, &device))
+        });
+        TinyGptPolicy {
+            model: Some(model),
+            optim: AdamWConfig::new().init(),
+            host_train,
+            pending: Pending::default(),
+            device,
+        }
+    }
+
+    /// A loss over left-padded rows of different lengths with a weight per target token:
+    /// `−Σ w·log π / 11`, where w varies in sign and size so that every gradient term
+    /// counts. Only predictions made at real columns of real tokens weigh (prompt tokens
+    /// included): a left-padding column sees no real key, and what either path computes
+    /// there is not a prediction (burn's attends uniformly to later keys).
+    fn weighted_nll(policy: &TinyGptPolicy) -> Tensor<FB, 1> {
+        let rows: Vec<(&[u32], &[u32])> = vec![
+            (&[1, 2, 3], &[4, 5, 6, 7]),
+            (&[8], &[9, 10]),
+            (&[2, 4], &[6, 8, 10, 1, 3]),
+        ];
+        let (seqs, _) = SeqBatch::prompt_response(&rows, 0);
+        let input = seqs.to_input(&policy.device);
+        let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
+        let lp = token_logprobs(policy.forward(&input), targets);
+        let w: Vec<f32> = (0..seqs.n * (seqs.t - 1))
+            .map(|i| {
+                let column = i + i / (seqs.t - 1);
+                if !seqs.valid[column] || !seqs.valid[column + 1] {
+                    0.0
+                } else {
+                    ((i % 5) as f32 - 1.5) / 2.0
+                }
+            })
+            .collect();
+        let w =
+            Tensor::<FB, 2>::from_data(TensorData::new(w, [seqs.n, seqs.t - 1]), &policy.device);
+        (lp * w).sum().neg().div_scalar(11.0)
+    }
+
+    /// The host training path back-propagates what burn's autodiff does: every parameter's
+    /// gradient within 1e-4 of the tensor's largest (left padding, learned positions and
+    /// all four heads included). Flipping a sign or dropping a term in any backward of
+    /// `host::gpt_train` breaks this.
+    #[test]
+    fn host_gradients_match_burn_autodiff() {
+        let (host, burn) = (policy_on(true), policy_on(false));
+        let got = host.gradients(weighted_nll(&host));
+        let want = trainable::gradients(burn.model(), weighted_nll(&burn));
+        let refs = (host.model().param_refs(), burn.model().param_refs());
+        assert_eq!(refs.0.len(), 2 + 12 * 2 + 4);
+        for (i, (h, b)) in refs.0.iter().zip(&refs.1).enumerate() {
+            let (g, w) = (h.grad(&got).unwrap(), b.grad(&want).unwrap());
+            let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "parameter {i} has a zero gradient");
+            for (j, (a, b)) in g.iter().zip(&w).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale + 1e-7,
+                    "parameter {i}[{j}]: {a} vs {b} (scale {scale})"
+                );
+            }
+        }
+    }
+
+    /// One AdamW step through either path leaves the same weights.
+    #[test]
+    fn host_and_burn_steps_give_the_same_weights() {
+        let mut policies = [policy_on(true), policy_on(false)];
+        for p in &mut policies {
+            p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+            let loss = weighted_nll(p);
+            p.step(loss, 1e-2).unwrap();
+        }
+        let [a, b] = &policies;
+        for (x, y) in a.model().param_refs().iter().zip(&b.model().param_refs()) {
+            for (u, v) in x.read().iter().zip(&y.read()) {
+                assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+            }
+        }
+        assert!(a.pending.passes_is_empty());
     }
 
     #[test]

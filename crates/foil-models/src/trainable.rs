@@ -48,12 +48,17 @@ pub fn step<M: AutodiffModule<FB>>(
     loss: Tensor<FB, 1>,
     lr: f64,
 ) -> M {
-    let grads = GradientsParams::from_grads::<FB, _>(loss.backward(), &model);
+    let grads = gradients(&model, loss);
     optim.step(lr, model, grads)
 }
 
-/// Data-parallel half of a step: back-propagates this replica's `loss` and replaces each
-/// gradient by its mean over the replicas through `sync` (then the caller applies the
+/// burn's gradients of `model`'s parameters: `loss.backward()` through the autodiff graph.
+pub fn gradients<M: AutodiffModule<FB>>(model: &M, loss: Tensor<FB, 1>) -> GradientsParams {
+    GradientsParams::from_grads::<FB, _>(loss.backward(), model)
+}
+
+/// Data-parallel half of a step: replaces each of this replica's gradients `grads` (of its
+/// own loss) by its mean over the replicas through `sync` (then the caller applies the
 /// optimizer step with the result, as [`step`] does).
 ///
 /// Parameters are visited in the module's fixed field order, identical on every replica
@@ -65,7 +70,7 @@ pub fn step<M: AutodiffModule<FB>>(
 /// every replica alike.
 pub fn synced_grads<M: AutodiffModule<FB>>(
     model: &M,
-    loss: Tensor<FB, 1>,
+    grads: GradientsParams,
     sync: &mut dyn GradientSync,
 ) -> anyhow::Result<GradientsParams> {
     struct Reduce<'a> {
@@ -98,7 +103,6 @@ pub fn synced_grads<M: AutodiffModule<FB>>(
             }
         }
     }
-    let grads = GradientsParams::from_grads::<FB, _>(loss.backward(), model);
     let mut visitor = Reduce {
         grads,
         sync,
@@ -111,17 +115,18 @@ pub fn synced_grads<M: AutodiffModule<FB>>(
     }
 }
 
-/// One data-parallel optimizer step of the model in `slot`: [`synced_grads`], then the same
-/// AdamW step as [`step`]. On an error the model stays in `slot`, unchanged.
+/// One data-parallel optimizer step of the model in `slot` with this replica's gradients
+/// `grads`: [`synced_grads`], then the same AdamW step as [`step`]. On an error the model
+/// stays in `slot`, unchanged.
 pub fn step_synced<M: AutodiffModule<FB>>(
     slot: &mut Option<M>,
     optim: &mut Adam<M>,
-    loss: Tensor<FB, 1>,
+    grads: GradientsParams,
     lr: f64,
     sync: &mut dyn GradientSync,
 ) -> anyhow::Result<()> {
     let model = slot.take().context("no model present")?;
-    match synced_grads(&model, loss, sync) {
+    match synced_grads(&model, grads, sync) {
         Ok(grads) => {
             *slot = Some(optim.step(lr, model, grads));
             Ok(())
@@ -383,7 +388,10 @@ mod tests {
                     let (model, device) = (model.clone(), device.clone());
                     s.spawn(move || {
                         let loss = nll(&model, shard, &device);
-                        all_grads(&synced_grads(&model, loss, &mut peer).unwrap(), &model)
+                        all_grads(
+                            &synced_grads(&model, gradients(&model, loss), &mut peer).unwrap(),
+                            &model,
+                        )
                     })
                 })
                 .collect();

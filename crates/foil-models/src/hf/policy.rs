@@ -286,7 +286,8 @@ impl Policy for HfPolicy {
         lr: f64,
         sync: &mut dyn foil_core::grad_sync::GradientSync,
     ) -> anyhow::Result<()> {
-        trainable::step_synced(&mut self.model, &mut self.optim, loss, lr, sync)
+        let grads = trainable::gradients(self.model(), loss);
+        trainable::step_synced(&mut self.model, &mut self.optim, grads, lr, sync)
     }
 
     fn reset_optimizer(&mut self, config: &OptimizerConfig) {

@@ -16,6 +16,8 @@
 
 pub mod decoder;
 pub mod gpt;
+pub mod gpt_train;
+pub mod train;
 pub use foil_kernels as kernels;
 
 use burn::module::Param;
@@ -114,7 +116,7 @@ pub fn last_logits(x: &[f32], rows: usize, t: usize, norm: &Norm, head: &Dense) 
 }
 
 /// Token ids or positions of an int tensor, row-major.
-fn ids(t: Tensor<FB, 2, Int>) -> Vec<i64> {
+pub(crate) fn ids(t: Tensor<FB, 2, Int>) -> Vec<i64> {
     t.into_data()
         .convert::<i64>()
         .to_vec::<i64>()

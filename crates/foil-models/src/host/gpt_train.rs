@@ -1,0 +1,423 @@
+//! `tiny_gpt`'s forward pass with a trace, and its backward pass, on the host
+//! ([`super::train`]). The same network as `crate::tiny_gpt`:
+//!
+//! ```text
+//! x₀ = E_tok[token] + E_pos[min(position, context − 1)]
+//! a = x + attn(LN₁x)·W_o + b_o            attn over qkv = LN₁x·W_qkv + b_qkv
+//! x' = a + gelu(LN₂a·W₁ + b₁)·W₂ + b₂
+//! logits = LN_f(x_L)·W_head + b_head
+//! ```
+//!
+//! The backward pass is the chain rule through those lines in reverse, with the per-op
+//! derivatives of `foil_kernels::backprop`.
+
+use foil_kernels::backprop::{self as bp, Attention, Heads};
+
+/// Tensors per block in `TinyGptModel::param_refs` order.
+const PER_BLOCK: usize = 12;
+
+/// One block's parameters (or their gradients), burn's layouts: weights `[d_in, d_out]`.
+#[derive(Clone)]
+pub struct BlockParams {
+    pub ln1_g: Vec<f32>,
+    pub ln1_b: Vec<f32>,
+    pub qkv_w: Vec<f32>,
+    pub qkv_b: Vec<f32>,
+    pub proj_w: Vec<f32>,
+    pub proj_b: Vec<f32>,
+    pub ln2_g: Vec<f32>,
+    pub ln2_b: Vec<f32>,
+    pub fc1_w: Vec<f32>,
+    pub fc1_b: Vec<f32>,
+    pub fc2_w: Vec<f32>,
+    pub fc2_b: Vec<f32>,
+}
+
+/// Every parameter of a `tiny_gpt` (or its gradient), in `TinyGptModel::param_refs`
+/// order: `tok, pos, [ln1 γ β, qkv w b, proj w b, ln2 γ β, fc1 w b, fc2 w b]·layers,
+/// ln_f γ β, head w b`.
+#[derive(Clone)]
+pub struct GptParams {
+    pub tok: Vec<f32>,
+    pub pos: Vec<f32>,
+    pub blocks: Vec<BlockParams>,
+    pub lnf_g: Vec<f32>,
+    pub lnf_b: Vec<f32>,
+    pub head_w: Vec<f32>,
+    pub head_b: Vec<f32>,
+}
+
+impl GptParams {
+    /// From the flat list in `param_refs` order.
+    pub fn from_flat(flat: Vec<Vec<f32>>) -> Self {
+        assert!(
+            flat.len() >= 6 && (flat.len() - 6).is_multiple_of(PER_BLOCK),
+            "tiny_gpt has 2 + 12·layers + 4 parameter tensors, got {}",
+            flat.len()
+        );
+        let layers = (flat.len() - 6) / PER_BLOCK;
+        let mut it = flat.into_iter();
+        let mut next = move || it.next().expect("length checked above");
+        let (tok, pos) = (next(), next());
+        let blocks = (0..layers)
+            .map(|_| BlockParams {
+                ln1_g: next(),
+                ln1_b: next(),
+                qkv_w: next(),
+                qkv_b: next(),
+                proj_w: next(),
+                proj_b: next(),
+                ln2_g: next(),
+                ln2_b: next(),
+                fc1_w: next(),
+                fc1_b: next(),
+                fc2_w: next(),
+                fc2_b: next(),
+            })
+            .collect();
+        Self {
+            tok,
+            pos,
+            blocks,
+            lnf_g: next(),
+            lnf_b: next(),
+            head_w: next(),
+            head_b: next(),
+        }
+    }
+
+    /// The flat list in `param_refs` order.
+    pub fn into_flat(self) -> Vec<Vec<f32>> {
+        let mut flat = vec![self.tok, self.pos];
+        for b in self.blocks {
+            flat.extend([
+                b.ln1_g, b.ln1_b, b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.ln2_g, b.ln2_b, b.fc1_w,
+                b.fc1_b, b.fc2_w, b.fc2_b,
+            ]);
+        }
+        flat.extend([self.lnf_g, self.lnf_b, self.head_w, self.head_b]);
+        flat
+    }
+
+    /// The same shapes, all zeros (a gradient to accumulate into).
+    pub fn zeros_like(&self) -> Self {
+        Self::from_flat(
+            self.clone()
+                .into_flat()
+                .into_iter()
+                .map(|v| vec![0.0; v.len()])
+                .collect(),
+        )
+    }
+
+    fn d(&self) -> usize {
+        self.lnf_g.len()
+    }
+
+    fn vocab(&self) -> usize {
+        self.head_b.len()
+    }
+}
+
+/// The network's shape beyond its parameters.
+#[derive(Clone, Copy)]
+pub struct GptShape {
+    pub heads: usize,
+    pub context: usize,
+    pub eps: f32,
+}
+
+/// What one block's backward pass reads.
+struct BlockTrace {
+    x: Vec<f32>,
+    ln1: Vec<f32>,
+    ln1_stats: Vec<f32>,
+    qkv: Vec<f32>,
+    probs: Vec<f32>,
+    att: Vec<f32>,
+    mid: Vec<f32>,
+    ln2: Vec<f32>,
+    ln2_stats: Vec<f32>,
+    pre: Vec<f32>,
+    act: Vec<f32>,
+}
+
+/// What a forward pass keeps for its backward pass, with the weights it ran with.
+pub struct GptTrace {
+    params: GptParams,
+    shape: GptShape,
+    rows: usize,
+    t: usize,
+    tokens: Vec<usize>,
+    positions: Vec<usize>,
+    blocks: Vec<BlockTrace>,
+    last: Vec<f32>,
+    lnf: Vec<f32>,
+    lnf_stats: Vec<f32>,
+}
+
+impl GptTrace {
+    /// The weights the pass ran with.
+    pub fn params(&self) -> &GptParams {
+        &self.params
+    }
+}
+
+/// Logits `[rows·t, vocab]` of `tokens`/`positions` (`[rows, t]`, `valid` marking real
+/// tokens) and the trace of the pass.
+pub fn forward(
+    params: GptParams,
+    shape: GptShape,
+    tokens: &[i64],
+    positions: &[i64],
+    valid: &[bool],
+    rows: usize,
+) -> (Vec<f32>, GptTrace) {
+    let (d, v) = (params.d(), params.vocab());
+    let m = tokens.len();
+    let t = m / rows.max(1);
+    let tokens: Vec<usize> = tokens.iter().map(|&x| x as usize).collect();
+    let positions: Vec<usize> = positions
+        .iter()
+        .map(|&p| p.clamp(0, shape.context as i64 - 1) as usize)
+        .collect();
+    let mut x = vec![0f32; m * d];
+    for (i, row) in x.chunks_exact_mut(d).enumerate() {
+        let (tok, pos) = (
+            &params.tok[tokens[i] * d..][..d],
+            &params.pos[positions[i] * d..][..d],
+        );
+        for c in 0..d {
+            row[c] = tok[c] + pos[c];
+        }
+    }
+    let att_shape = Attention {
+        rows,
+        t,
+        q_heads: shape.heads,
+        kv_heads: shape.heads,
+        dh: d / shape.heads,
+    };
+    let mut blocks = Vec::with_capacity(params.blocks.len());
+    for b in &params.blocks {
+        let (mut ln1, mut ln1_stats) = (vec![0f32; m * d], vec![0f32; 2 * m]);
+        bp::layer_norm_forward(
+            &x,
+            &b.ln1_g,
+            Some(&b.ln1_b),
+            shape.eps,
+            &mut ln1,
+            &mut ln1_stats,
+        );
+        let mut qkv = vec![0f32; m * 3 * d];
+        bp::linear_forward(&ln1, &b.qkv_w, Some(&b.qkv_b), m, &mut qkv);
+        let (mut probs, mut att) = (vec![0f32; att_shape.probs_len()], vec![0f32; m * d]);
+        let view = |i: usize| Heads {
+            data: &qkv,
+            offset: i * d,
+            stride: 3 * d,
+        };
+        att_shape.forward(view(0), view(1), view(2), valid, &mut probs, &mut att);
+        let mut mid = vec![0f32; m * d];
+        bp::linear_forward(&att, &b.proj_w, Some(&b.proj_b), m, &mut mid);
+        add(&mut mid, &x);
+        let (mut ln2, mut ln2_stats) = (vec![0f32; m * d], vec![0f32; 2 * m]);
+        bp::layer_norm_forward(
+            &mid,
+            &b.ln2_g,
+            Some(&b.ln2_b),
+            shape.eps,
+            &mut ln2,
+            &mut ln2_stats,
+        );
+        let hidden = b.fc1_b.len();
+        let (mut pre, mut act) = (vec![0f32; m * hidden], vec![0f32; m * hidden]);
+        bp::linear_forward(&ln2, &b.fc1_w, Some(&b.fc1_b), m, &mut pre);
+        bp::gelu_forward(&pre, &mut act);
+        let mut out = vec![0f32; m * d];
+        bp::linear_forward(&act, &b.fc2_w, Some(&b.fc2_b), m, &mut out);
+        add(&mut out, &mid);
+        let input = std::mem::replace(&mut x, out);
+        blocks.push(BlockTrace {
+            x: input,
+            ln1,
+            ln1_stats,
+            qkv,
+            probs,
+            att,
+            mid,
+            ln2,
+            ln2_stats,
+            pre,
+            act,
+        });
+    }
+    let (mut lnf, mut lnf_stats) = (vec![0f32; m * d], vec![0f32; 2 * m]);
+    bp::layer_norm_forward(
+        &x,
+        &params.lnf_g,
+        Some(&params.lnf_b),
+        shape.eps,
+        &mut lnf,
+        &mut lnf_stats,
+    );
+    let mut logits = vec![0f32; m * v];
+    bp::linear_forward(&lnf, &params.head_w, Some(&params.head_b), m, &mut logits);
+    let trace = GptTrace {
+        params,
+        shape,
+        rows,
+        t,
+        tokens,
+        positions,
+        blocks,
+        last: x,
+        lnf,
+        lnf_stats,
+    };
+    (logits, trace)
+}
+
+/// Adds to `grads` the gradient of the loss with respect to every parameter, given its
+/// gradient `d_logits` (`[rows·t, vocab]`) with respect to the logits of `trace`'s pass.
+pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
+    let p = &trace.params;
+    let (d, m) = (p.d(), trace.rows * trace.t);
+    let mut d_lnf = vec![0f32; m * d];
+    bp::linear_backward(
+        &trace.lnf,
+        &p.head_w,
+        d_logits,
+        m,
+        &mut grads.head_w,
+        Some(&mut grads.head_b),
+        Some(&mut d_lnf),
+        false,
+    );
+    // dx: the gradient of the residual stream, carried down through the blocks
+    let mut dx = vec![0f32; m * d];
+    bp::layer_norm_backward(
+        &trace.last,
+        &trace.lnf_stats,
+        &p.lnf_g,
+        &d_lnf,
+        &mut dx,
+        &mut grads.lnf_g,
+        Some(&mut grads.lnf_b),
+    );
+    let att_shape = Attention {
+        rows: trace.rows,
+        t: trace.t,
+        q_heads: trace.shape.heads,
+        kv_heads: trace.shape.heads,
+        dh: d / trace.shape.heads,
+    };
+    let mut d_ln = vec![0f32; m * d];
+    for ((b, g), bt) in p
+        .blocks
+        .iter()
+        .zip(grads.blocks.iter_mut())
+        .zip(&trace.blocks)
+        .rev()
+    {
+        // x' = mid + fc2(gelu(fc1(LN₂ mid)))
+        let hidden = b.fc1_b.len();
+        let mut d_act = vec![0f32; m * hidden];
+        bp::linear_backward(
+            &bt.act,
+            &b.fc2_w,
+            &dx,
+            m,
+            &mut g.fc2_w,
+            Some(&mut g.fc2_b),
+            Some(&mut d_act),
+            false,
+        );
+        bp::gelu_backward(&bt.pre, &mut d_act);
+        bp::linear_backward(
+            &bt.ln2,
+            &b.fc1_w,
+            &d_act,
+            m,
+            &mut g.fc1_w,
+            Some(&mut g.fc1_b),
+            Some(&mut d_ln),
+            false,
+        );
+        bp::layer_norm_backward(
+            &bt.mid,
+            &bt.ln2_stats,
+            &b.ln2_g,
+            &d_ln,
+            &mut dx,
+            &mut g.ln2_g,
+            Some(&mut g.ln2_b),
+        );
+        // mid = x + proj(attn(qkv(LN₁ x)))
+        let mut d_att = vec![0f32; m * d];
+        bp::linear_backward(
+            &bt.att,
+            &b.proj_w,
+            &dx,
+            m,
+            &mut g.proj_w,
+            Some(&mut g.proj_b),
+            Some(&mut d_att),
+            false,
+        );
+        let (mut dq, mut dk, mut dv) = (vec![0f32; m * d], vec![0f32; m * d], vec![0f32; m * d]);
+        let view = |i: usize| Heads {
+            data: &bt.qkv,
+            offset: i * d,
+            stride: 3 * d,
+        };
+        att_shape.backward(
+            view(0),
+            view(1),
+            view(2),
+            &bt.probs,
+            &d_att,
+            &mut dq,
+            &mut dk,
+            &mut dv,
+        );
+        let mut d_qkv = vec![0f32; m * 3 * d];
+        for (i, row) in d_qkv.chunks_exact_mut(3 * d).enumerate() {
+            row[..d].copy_from_slice(&dq[i * d..(i + 1) * d]);
+            row[d..2 * d].copy_from_slice(&dk[i * d..(i + 1) * d]);
+            row[2 * d..].copy_from_slice(&dv[i * d..(i + 1) * d]);
+        }
+        bp::linear_backward(
+            &bt.ln1,
+            &b.qkv_w,
+            &d_qkv,
+            m,
+            &mut g.qkv_w,
+            Some(&mut g.qkv_b),
+            Some(&mut d_ln),
+            false,
+        );
+        bp::layer_norm_backward(
+            &bt.x,
+            &bt.ln1_stats,
+            &b.ln1_g,
+            &d_ln,
+            &mut dx,
+            &mut g.ln1_g,
+            Some(&mut g.ln1_b),
+        );
+    }
+    for (i, row) in dx.chunks_exact(d).enumerate() {
+        let tok = &mut grads.tok[trace.tokens[i] * d..][..d];
+        add(tok, row);
+        let pos = &mut grads.pos[trace.positions[i] * d..][..d];
+        add(pos, row);
+    }
+}
+
+/// `x += y`.
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
