@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use foil_benches::write_random_qwen2;
 use foil_core::backend::parse_device;
-use foil_core::batch::{HostPolicyBatch, to_vec, token_logprobs};
+use foil_core::batch::{HostPolicyBatch, to_vec};
 use foil_core::policy::OptimizerConfig;
 use foil_core::{
     AdvantageEstimator, Objective, PolicyConfig, PolicyOutput, Sampler, ScoredGroup, Task, Verdict,
@@ -125,7 +125,7 @@ fn grpo_step(c: &mut Criterion) {
             if objective.needs_reference() {
                 batch.ref_logprobs = Some(frozen_logprobs(reference.as_ref(), &host, &batch));
             }
-            let logprobs = token_logprobs(policy.forward(&batch.input), batch.targets.clone());
+            let logprobs = policy.token_logprobs(&batch.input, batch.targets.clone());
             let loss = objective
                 .loss(
                     &batch,

@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use foil_benches::{DEVICES, label, policy, task};
-use foil_core::batch::{HostPolicyBatch, PolicyBatch, token_logprobs};
+use foil_core::batch::{HostPolicyBatch, PolicyBatch};
 use foil_core::policy::OptimizerConfig;
 use foil_core::{Objective, PolicyOutput};
 use foil_objectives::PpoClip;
@@ -44,9 +44,9 @@ fn rl_step(c: &mut Criterion) {
                 let frozen = policy.inference();
                 let input = host.seqs.to_input(&frozen.device());
                 let targets = input.tokens.clone().slice([0..host.seqs.n, 1..host.seqs.t]);
-                let old = token_logprobs(frozen.forward(&input), targets);
+                let old = frozen.token_logprobs(&input, targets);
                 batch.old_logprobs = Some(burn_copy(old, &batch));
-                let logprobs = token_logprobs(policy.forward(&batch.input), batch.targets.clone());
+                let logprobs = policy.token_logprobs(&batch.input, batch.targets.clone());
                 let loss = objective
                     .loss(
                         &batch,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use foil_benches::{BASE_VOCAB, TRAIN_LEN, TRAIN_ROWS, base_gpt, random_ids};
-use foil_core::batch::{HostPolicyBatch, token_logprobs};
+use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::OptimizerConfig;
 use foil_core::{Objective, PolicyOutput};
 use foil_objectives::Nll;
@@ -35,7 +35,7 @@ fn train_step(c: &mut Criterion) {
     g.bench_function("tiny_gpt_d256", |b| {
         b.iter(|| {
             let batch = host.to_device(&policy.device(), TRAIN_LEN - 1);
-            let logprobs = token_logprobs(policy.forward(&batch.input), batch.targets.clone());
+            let logprobs = policy.token_logprobs(&batch.input, batch.targets.clone());
             let loss = objective
                 .loss(
                     &batch,

@@ -1,7 +1,7 @@
 //! Times the phases of one train step of the baseline GPT (forward, log-probs + loss,
 //! step), for finding where the step's time goes.
 use foil_benches::{BASE_VOCAB, TRAIN_LEN, TRAIN_ROWS, base_gpt, random_ids};
-use foil_core::batch::{HostPolicyBatch, to_vec, token_logprobs};
+use foil_core::batch::{HostPolicyBatch, to_vec};
 use foil_core::policy::OptimizerConfig;
 use foil_core::{Objective, PolicyOutput};
 use std::time::Instant;
@@ -21,9 +21,8 @@ fn main() {
         let t0 = Instant::now();
         let batch = host.to_device(&policy.device(), TRAIN_LEN - 1);
         let t1 = Instant::now();
-        let logits = policy.forward(&batch.input);
+        let logprobs = policy.token_logprobs(&batch.input, batch.targets.clone());
         let t2 = Instant::now();
-        let logprobs = token_logprobs(logits, batch.targets.clone());
         let loss = objective
             .loss(
                 &batch,

@@ -72,6 +72,12 @@ impl OptimizerConfig {
 pub trait Policy: Send {
     /// Logits `[n, T, V]` for every column of `input`, with the autodiff graph.
     fn forward(&self, input: &SeqInput) -> Tensor<B, 3>;
+    /// `log π(targets[:, j] | columns ≤ j)` for the first `T-1` columns, `[n, T-1]`, with
+    /// the autodiff graph: what objectives read when they need no entropy. Policies that
+    /// train on the host override it so that the `[n, T, V]` logits never reach burn.
+    fn token_logprobs(&self, input: &SeqInput, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        crate::batch::token_logprobs(self.forward(input), targets)
+    }
     /// Back-propagates `loss`, applies one optimizer step with learning rate `lr`.
     fn step(&mut self, loss: Tensor<B, 1>, lr: f64) -> anyhow::Result<()>;
     /// Data-parallel step: back-propagates this replica's `loss`, replaces every gradient

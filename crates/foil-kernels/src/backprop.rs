@@ -188,22 +188,57 @@ pub fn layer_norm_forward(
     y.par_chunks_mut(d * ROW_BLOCK)
         .zip(x.par_chunks(d * ROW_BLOCK))
         .zip(stats.par_chunks_mut(2 * ROW_BLOCK))
-        .for_each(|((y, x), stats)| {
-            for ((y, x), s) in y
-                .chunks_exact_mut(d)
-                .zip(x.chunks_exact(d))
-                .zip(stats.chunks_exact_mut(2))
-            {
-                let mean = x.iter().sum::<f32>() / d as f32;
-                let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-                let rho = 1.0 / (var + eps).sqrt();
-                for i in 0..d {
-                    y[i] = (x[i] - mean) * rho * gamma[i] + beta.map_or(0.0, |b| b[i]);
+        .for_each(|((y, x), stats)| layer_norm_rows(x, gamma, beta, eps, y, stats));
+}
+
+simd_fn! {
+    fn layer_norm_rows(
+        x: &[f32],
+        gamma: &[f32],
+        beta: Option<&[f32]>,
+        eps: f32,
+        y: &mut [f32],
+        stats: &mut [f32],
+    ) {
+        let d = gamma.len();
+        for ((y, x), s) in y
+            .chunks_exact_mut(d)
+            .zip(x.chunks_exact(d))
+            .zip(stats.chunks_exact_mut(2))
+        {
+            let mean = sum(x) / d as f32;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).fold(0.0, |a, b| a + b) / d as f32;
+            let rho = 1.0 / (var + eps).sqrt();
+            match beta {
+                Some(b) => {
+                    for i in 0..d {
+                        y[i] = (x[i] - mean) * rho * gamma[i] + b[i];
+                    }
                 }
-                s[0] = mean;
-                s[1] = rho;
+                None => {
+                    for i in 0..d {
+                        y[i] = (x[i] - mean) * rho * gamma[i];
+                    }
+                }
             }
-        });
+            s[0] = mean;
+            s[1] = rho;
+        }
+    }
+}
+
+/// `Σ x` in eight lanes (so that it vectorises).
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let c = x.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().sum();
+    for c in c {
+        for l in 0..8 {
+            lanes[l] += c[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// LayerNorm's backward pass: with `g = dy·γ`,
@@ -223,39 +258,47 @@ pub fn layer_norm_backward(
         .zip(x.par_chunks(d * ROW_BLOCK))
         .zip(dy.par_chunks(d * ROW_BLOCK))
         .zip(stats.par_chunks(2 * ROW_BLOCK))
-        .for_each(|(((dx, x), dy), stats)| {
-            for (((dx, x), dy), s) in dx
-                .chunks_exact_mut(d)
-                .zip(x.chunks_exact(d))
-                .zip(dy.chunks_exact(d))
-                .zip(stats.chunks_exact(2))
-            {
-                let (mean, rho) = (s[0], s[1]);
-                let (mut g_mean, mut gx_mean) = (0f32, 0f32);
-                for i in 0..d {
-                    let g = dy[i] * gamma[i];
-                    g_mean += g;
-                    gx_mean += g * (x[i] - mean) * rho;
-                }
-                g_mean /= d as f32;
-                gx_mean /= d as f32;
-                for i in 0..d {
-                    let xhat = (x[i] - mean) * rho;
-                    dx[i] += rho * (dy[i] * gamma[i] - g_mean - xhat * gx_mean);
-                }
-            }
-        });
-    for ((x, dy), s) in x
-        .chunks_exact(d)
-        .zip(dy.chunks_exact(d))
-        .zip(stats.chunks_exact(2))
-    {
-        for i in 0..d {
-            dgamma[i] += dy[i] * (x[i] - s[0]) * s[1];
-        }
-    }
+        .for_each(|(((dx, x), dy), stats)| layer_norm_grad_rows(x, stats, gamma, dy, dx));
+    layer_norm_param_grads(x, stats, dy, dgamma);
     if let Some(db) = dbeta {
         column_sums(dy, d, db);
+    }
+}
+
+simd_fn! {
+    fn layer_norm_grad_rows(x: &[f32], stats: &[f32], gamma: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let d = gamma.len();
+        for (((dx, x), dy), s) in dx
+            .chunks_exact_mut(d)
+            .zip(x.chunks_exact(d))
+            .zip(dy.chunks_exact(d))
+            .zip(stats.chunks_exact(2))
+        {
+            let (mean, rho) = (s[0], s[1]);
+            let (mut g_mean, mut gx_mean) = ([0f32; 8], [0f32; 8]);
+            for i in 0..d {
+                let g = dy[i] * gamma[i];
+                g_mean[i % 8] += g;
+                gx_mean[i % 8] += g * (x[i] - mean) * rho;
+            }
+            let g_mean = g_mean.iter().sum::<f32>() / d as f32;
+            let gx_mean = gx_mean.iter().sum::<f32>() / d as f32;
+            for i in 0..d {
+                let xhat = (x[i] - mean) * rho;
+                dx[i] += rho * (dy[i] * gamma[i] - g_mean - xhat * gx_mean);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    fn layer_norm_param_grads(x: &[f32], stats: &[f32], dy: &[f32], dgamma: &mut [f32]) {
+        let d = dgamma.len();
+        for ((x, dy), s) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(stats.chunks_exact(2)) {
+            for i in 0..d {
+                dgamma[i] += dy[i] * (x[i] - s[0]) * s[1];
+            }
+        }
     }
 }
 
@@ -265,14 +308,19 @@ pub fn rms_norm_forward(x: &[f32], gamma: &[f32], eps: f32, y: &mut [f32], rho: 
     y.par_chunks_mut(d * ROW_BLOCK)
         .zip(x.par_chunks(d * ROW_BLOCK))
         .zip(rho.par_chunks_mut(ROW_BLOCK))
-        .for_each(|((y, x), rho)| {
-            for ((y, x), r) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(rho) {
-                *r = 1.0 / (crate::dot(x, x) / d as f32 + eps).sqrt();
-                for i in 0..d {
-                    y[i] = x[i] * *r * gamma[i];
-                }
+        .for_each(|((y, x), rho)| rms_norm_rows(x, gamma, eps, y, rho));
+}
+
+simd_fn! {
+    fn rms_norm_rows(x: &[f32], gamma: &[f32], eps: f32, y: &mut [f32], rho: &mut [f32]) {
+        let d = gamma.len();
+        for ((y, x), r) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(rho) {
+            *r = 1.0 / (crate::dot(x, x) / d as f32 + eps).sqrt();
+            for i in 0..d {
+                y[i] = x[i] * *r * gamma[i];
             }
-        });
+        }
+    }
 }
 
 /// RMSNorm's backward pass: with `g = dy·γ`, `dx += ρ·g − x·ρ³·mean(g·x)`,
@@ -290,30 +338,49 @@ pub fn rms_norm_backward(
         .zip(x.par_chunks(d * ROW_BLOCK))
         .zip(dy.par_chunks(d * ROW_BLOCK))
         .zip(rho.par_chunks(ROW_BLOCK))
-        .for_each(|(((dx, x), dy), rho)| {
-            for (((dx, x), dy), &r) in dx
-                .chunks_exact_mut(d)
-                .zip(x.chunks_exact(d))
-                .zip(dy.chunks_exact(d))
-                .zip(rho)
-            {
-                let gx = (0..d).map(|i| dy[i] * gamma[i] * x[i]).sum::<f32>() / d as f32;
-                for i in 0..d {
-                    dx[i] += r * dy[i] * gamma[i] - x[i] * r * r * r * gx;
-                }
+        .for_each(|(((dx, x), dy), rho)| rms_norm_grad_rows(x, rho, gamma, dy, dx));
+    rms_norm_param_grads(x, rho, dy, dgamma);
+}
+
+simd_fn! {
+    fn rms_norm_grad_rows(x: &[f32], rho: &[f32], gamma: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let d = gamma.len();
+        for (((dx, x), dy), &r) in dx
+            .chunks_exact_mut(d)
+            .zip(x.chunks_exact(d))
+            .zip(dy.chunks_exact(d))
+            .zip(rho)
+        {
+            let mut gx = [0f32; 8];
+            for i in 0..d {
+                gx[i % 8] += dy[i] * gamma[i] * x[i];
             }
-        });
-    for ((x, dy), &r) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(rho) {
-        for i in 0..d {
-            dgamma[i] += dy[i] * x[i] * r;
+            let gx = gx.iter().sum::<f32>() / d as f32;
+            for i in 0..d {
+                dx[i] += r * dy[i] * gamma[i] - x[i] * r * r * r * gx;
+            }
         }
     }
 }
 
+simd_fn! {
+    fn rms_norm_param_grads(x: &[f32], rho: &[f32], dy: &[f32], dgamma: &mut [f32]) {
+        let d = dgamma.len();
+        for ((x, dy), &r) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(rho) {
+            for i in 0..d {
+                dgamma[i] += dy[i] * x[i] * r;
+            }
+        }
+    }
+}
+
+/// Elements per rayon task of the element-wise kernels.
+const BLOCK: usize = 1 << 14;
+
 /// Exact GELU of `x` into `y`, in parallel blocks ([`crate::gelu`]).
 pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
-    y.par_chunks_mut(1 << 14)
-        .zip(x.par_chunks(1 << 14))
+    y.par_chunks_mut(BLOCK)
+        .zip(x.par_chunks(BLOCK))
         .for_each(|(y, x)| {
             y.copy_from_slice(x);
             crate::gelu(y);
@@ -323,48 +390,119 @@ pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
 /// GELU's backward pass, in place: `dy ← dy·(Φ(x) + x·φ(x))` with
 /// `Φ(x) = ½(1 + erf(x/√2))` and `φ(x) = e^(−x²/2)/√(2π)`.
 pub fn gelu_backward(x: &[f32], dy: &mut [f32]) {
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
-    dy.par_chunks_mut(1 << 14)
-        .zip(x.par_chunks(1 << 14))
-        .for_each(|(dy, x)| {
-            for (g, &v) in dy.iter_mut().zip(x) {
-                let cdf = 0.5 * (1.0 + crate::erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                *g *= cdf + v * INV_SQRT_2PI * crate::exp(-0.5 * v * v);
-            }
-        });
+    dy.par_chunks_mut(BLOCK)
+        .zip(x.par_chunks(BLOCK))
+        .for_each(|(dy, x)| gelu_grad_block(x, dy));
+}
+
+simd_fn! {
+    fn gelu_grad_block(x: &[f32], dy: &mut [f32]) {
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for (g, &v) in dy.iter_mut().zip(x) {
+            let cdf = 0.5 * (1.0 + crate::erf(v * std::f32::consts::FRAC_1_SQRT_2));
+            *g *= cdf + v * INV_SQRT_2PI * crate::exp(-0.5 * v * v);
+        }
+    }
 }
 
 /// `silu(gate)·up` into `y` (SwiGLU's product), in parallel blocks.
 pub fn swiglu_forward(gate: &[f32], up: &[f32], y: &mut [f32]) {
-    y.par_chunks_mut(1 << 14)
-        .zip(gate.par_chunks(1 << 14).zip(up.par_chunks(1 << 14)))
-        .for_each(|(y, (g, u))| {
-            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                *y = g / (1.0 + crate::exp(-g)) * u;
-            }
-        });
+    y.par_chunks_mut(BLOCK)
+        .zip(gate.par_chunks(BLOCK).zip(up.par_chunks(BLOCK)))
+        .for_each(|(y, (g, u))| swiglu_block(g, u, y));
+}
+
+simd_fn! {
+    fn swiglu_block(gate: &[f32], up: &[f32], y: &mut [f32]) {
+        for ((y, &g), &u) in y.iter_mut().zip(gate).zip(up) {
+            *y = g / (1.0 + crate::exp(-g)) * u;
+        }
+    }
 }
 
 /// SwiGLU's backward pass for `y = silu(g)·u`, `silu(g) = g·σ(g)`:
 /// `du = dy·silu(g)`, `dg = dy·u·σ(g)·(1 + g·(1 − σ(g)))`. Writes `dg` over `gate`'s
 /// gradient buffer `d_gate` and `du` over `d_up`.
 pub fn swiglu_backward(gate: &[f32], up: &[f32], dy: &[f32], d_gate: &mut [f32], d_up: &mut [f32]) {
-    const B: usize = 1 << 14;
     d_gate
-        .par_chunks_mut(B)
-        .zip(d_up.par_chunks_mut(B))
+        .par_chunks_mut(BLOCK)
+        .zip(d_up.par_chunks_mut(BLOCK))
         .zip(
-            gate.par_chunks(B)
-                .zip(up.par_chunks(B))
-                .zip(dy.par_chunks(B)),
+            gate.par_chunks(BLOCK)
+                .zip(up.par_chunks(BLOCK))
+                .zip(dy.par_chunks(BLOCK)),
         )
-        .for_each(|((dg, du), ((g, u), dy))| {
-            for i in 0..dg.len() {
-                let s = 1.0 / (1.0 + crate::exp(-g[i]));
-                du[i] = dy[i] * g[i] * s;
-                dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-            }
-        });
+        .for_each(|((dg, du), ((g, u), dy))| swiglu_grad_block(g, u, dy, dg, du));
+}
+
+simd_fn! {
+    fn swiglu_grad_block(g: &[f32], u: &[f32], dy: &[f32], dg: &mut [f32], du: &mut [f32]) {
+        for i in 0..dg.len() {
+            let s = 1.0 / (1.0 + crate::exp(-g[i]));
+            du[i] = dy[i] * g[i] * s;
+            dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+        }
+    }
+}
+
+/// `log softmax(logits)[target]` of one row: `logits[target] − max − ln Σ exp(l − max)`.
+pub fn log_softmax_at(logits: &[f32], target: usize) -> f32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    logits[target] - max - sum.ln()
+}
+
+/// `log softmax(logits[r, j])[targets[r, j]]` for the first `t − 1` columns of each of
+/// `rows` rows: `logits` is `[rows·t, vocab]`, `targets` and the result `[rows, t − 1]`.
+pub fn token_logprobs(logits: &[f32], targets: &[usize], rows: usize, t: usize) -> Vec<f32> {
+    let vocab = logits.len() / (rows * t).max(1);
+    let mut out = vec![0f32; rows * (t - 1)];
+    out.par_chunks_mut(t - 1).enumerate().for_each(|(r, out)| {
+        for (j, o) in out.iter_mut().enumerate() {
+            let row = &logits[(r * t + j) * vocab..][..vocab];
+            *o = log_softmax_at(row, targets[r * (t - 1) + j]);
+        }
+    });
+    out
+}
+
+/// The backward pass of [`token_logprobs`]: with `g = ∂loss/∂logp[r, j]` (`d_lp`),
+/// `∂loss/∂logits[r, j, v] = g·(1[v = target] − softmax(logits[r, j])[v])`, and 0 for
+/// each row's last column. Returns `[rows·t, vocab]`.
+pub fn token_logprobs_backward(
+    logits: &[f32],
+    targets: &[usize],
+    d_lp: &[f32],
+    t: usize,
+) -> Vec<f32> {
+    let rows = d_lp.len() / (t - 1).max(1);
+    let vocab = logits.len() / (rows * t).max(1);
+    let mut d = vec![0f32; logits.len()];
+    d.par_chunks_mut(t * vocab).enumerate().for_each(|(r, d)| {
+        for j in 0..t - 1 {
+            let g = d_lp[r * (t - 1) + j];
+            let row = &logits[(r * t + j) * vocab..][..vocab];
+            let out = &mut d[j * vocab..(j + 1) * vocab];
+            softmax_grad_row(row, targets[r * (t - 1) + j], g, out);
+        }
+    });
+    d
+}
+
+simd_fn! {
+    fn softmax_grad_row(row: &[f32], target: usize, g: f32, out: &mut [f32]) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
+        let mut sum = [0f32; 8];
+        for (i, (o, &l)) in out.iter_mut().zip(row).enumerate() {
+            *o = crate::exp(l - max);
+            sum[i % 8] += *o;
+        }
+        let scale = -g / sum.iter().sum::<f32>();
+        for o in out.iter_mut() {
+            *o *= scale;
+        }
+        out[target] += g;
+    }
 }
 
 /// Where one projection's heads live in a buffer of `rows · t` token rows: head `h` of
@@ -795,6 +933,32 @@ mod tests {
             2e-3,
             "swiglu dup",
         );
+    }
+
+    /// logits [0, ln 2, ln 5]: softmax = [1, 2, 5]/8, so log p[1] = ln(2/8) = −1.386294.
+    #[test]
+    fn log_softmax_at_matches_hand_arithmetic() {
+        let row = [0.0, 2f32.ln(), 5f32.ln()];
+        assert!((log_softmax_at(&row, 1) - (-1.386_294)).abs() < 1e-6);
+        assert!((log_softmax_at(&row, 2) - (5f32 / 8.0).ln()).abs() < 1e-6);
+    }
+
+    /// Two rows of t = 3 over a vocabulary of 3: log-probs against `log_softmax_at`, and
+    /// the backward pass against finite differences of `Σ w·logp`.
+    #[test]
+    fn token_logprobs_backward_matches_finite_differences() {
+        let (rows, t, vocab) = (2, 3, 3);
+        let logits = values(rows * t * vocab, 16);
+        let targets = [2, 0, 1, 1];
+        let lp = token_logprobs(&logits, &targets, rows, t);
+        assert_eq!(lp[1], log_softmax_at(&logits[3..6], 0));
+        assert_eq!(lp[2], log_softmax_at(&logits[9..12], 1));
+        let w = [0.5, -1.0, 2.0, 0.25];
+        let d = token_logprobs_backward(&logits, &targets, &w, t);
+        let want = numeric_grad(&logits, &w, |l| token_logprobs(l, &targets, rows, t));
+        close(&d, &want, 2e-3, "d_logits");
+        // the last column of each row predicts nothing
+        assert!(d[6..9].iter().chain(&d[15..18]).all(|&v| v == 0.0));
     }
 
     /// One row, one head, t = 2, dh = 1, q = [1, 2], k = [3, 4], v = [5, 6]: query 0 sees

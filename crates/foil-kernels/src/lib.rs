@@ -12,6 +12,30 @@
 //! tiles of 4 rows × 16 columns (`out[r, c] += x[r, i] · w[i, c]`), with AVX2/FMA chosen
 //! at run time and a portable build of the same loops otherwise.
 
+/// Defines `fn name(args) body` twice, as written and compiled for AVX2/FMA, and calls the
+/// AVX2 build when the CPU has those features (checked at run time): for loops that LLVM
+/// vectorises when it may use 8-wide registers.
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn fast($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2() {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                return unsafe { fast($($arg),*) };
+            }
+            body($($arg),*)
+        }
+    };
+}
+
 pub mod backprop;
 
 const ROWS: usize = 4;
@@ -255,7 +279,7 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
 }
 
 /// `eˣ` without a library call, so that loops over it vectorise: `x = k·ln 2 + r` with
-/// `k = ⌊x·log₂e⌉` and `|r| ≤ ln 2 / 2` (ln 2 split in two for an exact `r`), `eʳ` by its
+/// `k = round(x·log₂e)` and `|r| ≤ ln 2 / 2` (ln 2 split in two for an exact `r`), `eʳ` by its
 /// Taylor polynomial of degree 6 (remainder ≤ 0.347⁷/7! ≈ 1.2e-7), `2ᵏ` by the exponent
 /// bits. Inputs are clamped to `[−87, 88]`: `e⁻⁸⁷ ≈ 1.6e-38` stands in for 0.
 #[inline(always)]
@@ -263,13 +287,20 @@ pub fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    // round to nearest by adding 1.5·2²³: the sum's low mantissa bits then hold k (exact
+    // for |x·log₂e| < 2²²). No call to `floorf` (no SSE2 instruction) and no float-to-int
+    // cast (saturating in Rust, so not vectorised): the loops around this stay SIMD.
+    const ROUND: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let k = shifted - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // 2ᵏ: the exponent field k + 127 (in 1..=254 after the clamp) moved into place; the
+    // shift drops the bits of 1.5·2²³ above it
+    p * f32::from_bits((shifted + 127.0).to_bits() << 23)
 }
 
 /// `erf(x)` by Abramowitz & Stegun 7.1.26: `1 − (a₁t + … + a₅t⁵)·e^(−x²)`,
@@ -314,10 +345,12 @@ fn gelu_body(x: &mut [f32]) {
     }
 }
 
-/// `silu(gate) · up`, written into `gate` (the gated MLP of Llama and Qwen2).
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+simd_fn! {
+    /// `silu(gate) · up`, written into `gate` (the gated MLP of Llama and Qwen2).
+    pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        for (g, u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + exp(-*g)) * u;
+        }
     }
 }
 

@@ -31,8 +31,8 @@ use foil_core::{PolicyConfig, register_part};
 
 use crate::host::gpt::{GptBlock, HostGpt};
 use crate::host::gpt_train::{self, GptParams, GptShape, GptTrace};
-use crate::host::train::{ParamRef, Pending, use_host_train};
-use crate::host::{Dense, Norm, decode_tensors, ids, prefill_tensors, use_host_decode};
+use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
+use crate::host::{Dense, Norm, decode_tensors, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
@@ -377,6 +377,14 @@ impl TinyGptPolicy {
     /// The logits of a host forward pass, as an autodiff leaf whose trace waits in
     /// `pending` for the step.
     fn host_forward(&self, input: &SeqInput) -> Tensor<FB, 3> {
+        let (logits, x, trace) = self.host_pass(input);
+        let vocab = logits.len() / (x.rows * x.t).max(1);
+        self.pending
+            .record(logits, [x.rows, x.t, vocab], &self.device, trace)
+    }
+
+    /// A host forward pass: its logits `[rows·t, vocab]`, its input and its trace.
+    fn host_pass(&self, input: &SeqInput) -> (Vec<f32>, HostInput, GptTrace) {
         let model = self.model();
         let params = GptParams::from_flat(model.param_refs().iter().map(ParamRef::read).collect());
         let shape = GptShape {
@@ -384,16 +392,10 @@ impl TinyGptPolicy {
             context: model.context,
             eps: LN_EPS as f32,
         };
-        let [rows, t] = input.tokens.dims();
-        let valid: Vec<bool> = ids(input.key_valid.clone().int())
-            .iter()
-            .map(|&v| v != 0)
-            .collect();
-        let (tokens, positions) = (ids(input.tokens.clone()), ids(input.positions.clone()));
-        let vocab = params.head_b.len();
-        let (logits, trace) = gpt_train::forward(params, shape, &tokens, &positions, &valid, rows);
-        self.pending
-            .record(logits, [rows, t, vocab], &self.device, trace)
+        let x = HostInput::new(input);
+        let (logits, trace) =
+            gpt_train::forward(params, shape, &x.tokens, &x.positions, &x.valid, x.rows);
+        (logits, x, trace)
     }
 
     /// The gradients of `loss`: burn's, plus the host backward pass of every pending host
@@ -424,6 +426,16 @@ impl Policy for TinyGptPolicy {
             input.positions.clone(),
             input.key_valid.clone(),
         )
+    }
+
+    fn token_logprobs(&self, input: &SeqInput, targets: Tensor<FB, 2, Int>) -> Tensor<FB, 2> {
+        if !self.host_train {
+            return foil_core::batch::token_logprobs(self.forward(input), targets);
+        }
+        let (logits, x, trace) = self.host_pass(input);
+        let targets = crate::host::ids(targets);
+        self.pending
+            .record_logprobs(logits, x.t, &targets, &self.device, trace)
     }
 
     fn step(&mut self, loss: Tensor<FB, 1>, lr: f64) -> anyhow::Result<()> {
@@ -637,7 +649,9 @@ mod tests {
     /// counts. Only predictions made at real columns of real tokens weigh (prompt tokens
     /// included): a left-padding column sees no real key, and what either path computes
     /// there is not a prediction (burn's attends uniformly to later keys).
-    fn weighted_nll(policy: &TinyGptPolicy) -> Tensor<FB, 1> {
+    /// `fused`: through `Policy::token_logprobs` (log-probs computed on the host too)
+    /// instead of burn's log-softmax over `Policy::forward`'s logits.
+    fn weighted_nll(policy: &TinyGptPolicy, fused: bool) -> Tensor<FB, 1> {
         let rows: Vec<(&[u32], &[u32])> = vec![
             (&[1, 2, 3], &[4, 5, 6, 7]),
             (&[8], &[9, 10]),
@@ -646,7 +660,11 @@ mod tests {
         let (seqs, _) = SeqBatch::prompt_response(&rows, 0);
         let input = seqs.to_input(&policy.device);
         let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
-        let lp = token_logprobs(policy.forward(&input), targets);
+        let lp = if fused {
+            policy.token_logprobs(&input, targets)
+        } else {
+            token_logprobs(policy.forward(&input), targets)
+        };
         let w: Vec<f32> = (0..seqs.n * (seqs.t - 1))
             .map(|i| {
                 let column = i + i / (seqs.t - 1);
@@ -668,9 +686,15 @@ mod tests {
     /// `host::gpt_train` breaks this.
     #[test]
     fn host_gradients_match_burn_autodiff() {
+        for fused in [false, true] {
+            host_gradients_match(fused);
+        }
+    }
+
+    fn host_gradients_match(fused: bool) {
         let (host, burn) = (policy_on(true), policy_on(false));
-        let got = host.gradients(weighted_nll(&host));
-        let want = trainable::gradients(burn.model(), weighted_nll(&burn));
+        let got = host.gradients(weighted_nll(&host, fused));
+        let want = trainable::gradients(burn.model(), weighted_nll(&burn, false));
         let refs = (host.model().param_refs(), burn.model().param_refs());
         assert_eq!(refs.0.len(), 2 + 12 * 2 + 4);
         for (i, (h, b)) in refs.0.iter().zip(&refs.1).enumerate() {
@@ -680,7 +704,7 @@ mod tests {
             for (j, (a, b)) in g.iter().zip(&w).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * scale + 1e-7,
-                    "parameter {i}[{j}]: {a} vs {b} (scale {scale})"
+                    "fused {fused}: parameter {i}[{j}]: {a} vs {b} (scale {scale})"
                 );
             }
         }
@@ -692,7 +716,7 @@ mod tests {
         let mut policies = [policy_on(true), policy_on(false)];
         for p in &mut policies {
             p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
-            let loss = weighted_nll(p);
+            let loss = weighted_nll(p, true);
             p.step(loss, 1e-2).unwrap();
         }
         let [a, b] = &policies;

@@ -255,9 +255,13 @@ fn forward_and_gather(
     let run = if rows.is_empty() { 0..1 } else { rows.clone() };
     let input = sub_rows(seqs, run.clone()).to_input(&policy.device());
     let targets = input.tokens.clone().slice([0..run.len(), 1..t]);
-    let logits = policy.forward(&input);
-    let ent = entropy.then(|| token_entropy(logits.clone()));
-    let lp = token_logprobs(logits, targets);
+    let (lp, ent) = if entropy {
+        let logits = policy.forward(&input);
+        let ent = token_entropy(logits.clone());
+        (token_logprobs(logits, targets), Some(ent))
+    } else {
+        (policy.token_logprobs(&input, targets), None)
+    };
     let device = foil_core::backend::inner_device(&policy.device());
     let world = peer.world_size() as f32;
     let mut gather = |part: &Tensor<B, 2>| -> anyhow::Result<Vec<f32>> {

@@ -30,11 +30,17 @@ pub fn objective_step(
     step: usize,
     lr: f64,
 ) -> anyhow::Result<Vec<(String, f32)>> {
-    let logits = ctx.policy.forward(&batch.input);
-    let entropy = objective
-        .needs_entropy()
-        .then(|| token_entropy(logits.clone()));
-    let logprobs = token_logprobs(logits, batch.targets.clone());
+    let (logprobs, entropy) = if objective.needs_entropy() {
+        let logits = ctx.policy.forward(&batch.input);
+        let entropy = token_entropy(logits.clone());
+        (token_logprobs(logits, batch.targets.clone()), Some(entropy))
+    } else {
+        let input = &batch.input;
+        (
+            ctx.policy.token_logprobs(input, batch.targets.clone()),
+            None,
+        )
+    };
     let loss = objective.loss(batch, &PolicyOutput { logprobs, entropy })?;
     let value = finite_value(&loss).map_err(|nf| ctx.non_finite(step, nf.value, nf.detail))?;
     ctx.policy.step(loss.value, lr)?;

@@ -27,6 +27,8 @@ use super::config::HfConfig;
 use super::lora::{LoraConfig, LoraLinear};
 use super::rope::{Rotation, inv_freq};
 use crate::host::decoder::{HostDecoder, HostLayer};
+use crate::host::decoder_train::{DecoderLayout, LayerIdx, ProjIdx};
+use crate::host::train::ParamRef;
 use crate::host::{Dense, Norm};
 use crate::trainable::{causal_bias, fold_rows, key_bias, linear_rows};
 
@@ -362,6 +364,70 @@ impl<B: Backend> HfDecoder<B> {
 }
 
 impl HfDecoder<FB> {
+    /// Every parameter tensor in a flat list, with the layout that says which is which
+    /// (`crate::host::decoder_train`).
+    pub(crate) fn host_params(&self) -> (DecoderLayout, Vec<ParamRef<'_>>) {
+        let mut refs = Vec::new();
+        fn push<'a>(refs: &mut Vec<ParamRef<'a>>, r: ParamRef<'a>) -> usize {
+            refs.push(r);
+            refs.len() - 1
+        }
+        fn proj<'a>(refs: &mut Vec<ParamRef<'a>>, l: &'a LoraLinear<FB>) -> ProjIdx {
+            let w = push(refs, ParamRef::Matrix(&l.base.weight));
+            let b = l
+                .base
+                .bias
+                .as_ref()
+                .map(|b| push(refs, ParamRef::Vector(b)));
+            let lora = match (&l.lora_a, &l.lora_b) {
+                (Some(a), Some(b)) => Some((
+                    push(refs, ParamRef::Matrix(a)),
+                    push(refs, ParamRef::Matrix(b)),
+                    l.scale,
+                )),
+                _ => None,
+            };
+            ProjIdx { w, b, lora }
+        }
+        let embed = push(&mut refs, ParamRef::Matrix(&self.embed_tokens.weight));
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| LayerIdx {
+                attn_norm: push(&mut refs, ParamRef::Vector(&l.input_layernorm.gamma)),
+                q: proj(&mut refs, &l.self_attn.q_proj),
+                k: proj(&mut refs, &l.self_attn.k_proj),
+                v: proj(&mut refs, &l.self_attn.v_proj),
+                o: proj(&mut refs, &l.self_attn.o_proj),
+                mlp_norm: push(
+                    &mut refs,
+                    ParamRef::Vector(&l.post_attention_layernorm.gamma),
+                ),
+                gate: proj(&mut refs, &l.mlp.gate_proj),
+                up: proj(&mut refs, &l.mlp.up_proj),
+                down: proj(&mut refs, &l.mlp.down_proj),
+            })
+            .collect();
+        let norm = push(&mut refs, ParamRef::Vector(&self.norm.gamma));
+        let head = self
+            .lm_head
+            .as_ref()
+            .map(|h| push(&mut refs, ParamRef::Matrix(&h.weight)));
+        let first = &self.layers[0].self_attn;
+        let layout = DecoderLayout {
+            embed,
+            layers,
+            norm,
+            head,
+            heads: first.heads,
+            kv_heads: first.kv_heads,
+            head_dim: first.head_dim,
+            inv_freq: self.inv_freq.clone(),
+            eps: self.norm.epsilon as f32,
+        };
+        (layout, refs)
+    }
+
     /// The weights, adapters merged, copied to the host for [`HostDecoder`]'s prefill and
     /// decode steps.
     pub fn to_host(&self) -> HostDecoder {

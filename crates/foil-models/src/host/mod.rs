@@ -15,6 +15,7 @@
 //! timings). Tested against the burn path (`tiny_gpt`) and transformers (`hf_parity`).
 
 pub mod decoder;
+pub mod decoder_train;
 pub mod gpt;
 pub mod gpt_train;
 pub mod train;

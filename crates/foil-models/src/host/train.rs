@@ -32,6 +32,32 @@ pub fn use_host_train(device: &Device) -> bool {
         && std::env::var("FOIL_BURN_TRAIN").map_or(true, |v| v == "0" || v.is_empty())
 }
 
+/// A batch's token ids, positions and real-token flags, row-major `[rows, t]`, read back
+/// from its tensors.
+pub struct HostInput {
+    pub tokens: Vec<i64>,
+    pub positions: Vec<i64>,
+    pub valid: Vec<bool>,
+    pub rows: usize,
+    pub t: usize,
+}
+
+impl HostInput {
+    pub fn new(input: &foil_core::batch::SeqInput) -> Self {
+        let [rows, t] = input.tokens.dims();
+        Self {
+            tokens: super::ids(input.tokens.clone()),
+            positions: super::ids(input.positions.clone()),
+            valid: super::ids(input.key_valid.clone().int())
+                .iter()
+                .map(|&v| v != 0)
+                .collect(),
+            rows,
+            t,
+        }
+    }
+}
+
 /// One trainable parameter of a burn module, read into a host copy and given its host
 /// gradient back.
 pub enum ParamRef<'a> {
@@ -45,6 +71,15 @@ impl ParamRef<'_> {
         match self {
             Self::Vector(p) => to_vec(p.val()),
             Self::Matrix(p) => to_vec(p.val()),
+        }
+    }
+
+    /// Whether the parameter takes gradients (frozen ones, e.g. base weights under LoRA,
+    /// do not).
+    pub fn trainable(&self) -> bool {
+        match self {
+            Self::Vector(p) => p.val().is_require_grad(),
+            Self::Matrix(p) => p.val().is_require_grad(),
         }
     }
 
@@ -78,9 +113,23 @@ impl ParamRef<'_> {
     }
 }
 
-/// A host forward pass whose logits are a leaf of the autodiff graph.
+/// What a host forward pass handed to the autodiff graph, as a leaf.
+enum Leaf {
+    /// The logits `[rows, t, vocab]`.
+    Logits(Tensor<FB, 3>),
+    /// The log-probabilities of `targets` (`[rows, t − 1]`) under the logits, which the
+    /// backward pass reads again.
+    LogProbs {
+        leaf: Tensor<FB, 2>,
+        logits: Vec<f32>,
+        targets: Vec<usize>,
+        t: usize,
+    },
+}
+
+/// A host forward pass waiting for its gradient.
 struct Traced<T> {
-    leaf: Tensor<FB, 3>,
+    leaf: Leaf,
     trace: T,
 }
 
@@ -98,6 +147,13 @@ impl<T> Default for Pending<T> {
 }
 
 impl<T> Pending<T> {
+    fn push(&self, leaf: Leaf, trace: T) {
+        self.passes
+            .lock()
+            .expect("no pass panicked while holding the list")
+            .push(Traced { leaf, trace });
+    }
+
     /// Keeps `trace` and returns `logits` (`dims`) as an autodiff leaf on `device`.
     pub fn record(
         &self,
@@ -107,13 +163,34 @@ impl<T> Pending<T> {
         trace: T,
     ) -> Tensor<FB, 3> {
         let leaf = Tensor::<FB, 3>::from_data(TensorData::new(logits, dims), device).require_grad();
-        self.passes
-            .lock()
-            .expect("no pass panicked while holding the list")
-            .push(Traced {
-                leaf: leaf.clone(),
-                trace,
-            });
+        self.push(Leaf::Logits(leaf.clone()), trace);
+        leaf
+    }
+
+    /// Keeps `trace` and returns `log softmax(logits)[targets]` for the first `t − 1`
+    /// columns of every row (`logits` `[rows·t, vocab]`, `targets` `[rows, t − 1]`) as an
+    /// autodiff leaf `[rows, t − 1]` on `device`: `Policy::token_logprobs` without the
+    /// logits ever reaching burn.
+    pub fn record_logprobs(
+        &self,
+        logits: Vec<f32>,
+        t: usize,
+        targets: &[i64],
+        device: &Device,
+        trace: T,
+    ) -> Tensor<FB, 2> {
+        let rows = targets.len() / (t - 1).max(1);
+        let targets: Vec<usize> = targets.iter().map(|&x| x as usize).collect();
+        let lp = foil_kernels::backprop::token_logprobs(&logits, &targets, rows, t);
+        let leaf =
+            Tensor::<FB, 2>::from_data(TensorData::new(lp, [rows, t - 1]), device).require_grad();
+        let kept = Leaf::LogProbs {
+            leaf: leaf.clone(),
+            logits,
+            targets,
+            t,
+        };
+        self.push(kept, trace);
         leaf
     }
 
@@ -139,8 +216,28 @@ impl<T> Pending<T> {
         let raw = loss.backward();
         let passes = std::mem::take(&mut *self.passes.lock().expect("list not poisoned"));
         for pass in &passes {
-            if let Some(g) = pass.leaf.grad(&raw) {
-                backward(&pass.trace, &to_vec(g));
+            match &pass.leaf {
+                Leaf::Logits(leaf) => {
+                    if let Some(g) = leaf.grad(&raw) {
+                        backward(&pass.trace, &to_vec(g));
+                    }
+                }
+                Leaf::LogProbs {
+                    leaf,
+                    logits,
+                    targets,
+                    t,
+                } => {
+                    if let Some(g) = leaf.grad(&raw) {
+                        let d_logits = foil_kernels::backprop::token_logprobs_backward(
+                            logits,
+                            targets,
+                            &to_vec(g),
+                            *t,
+                        );
+                        backward(&pass.trace, &d_logits);
+                    }
+                }
             }
         }
         GradientsParams::from_grads::<FB, _>(raw, model)
