@@ -477,7 +477,7 @@ pub fn token_logprobs_backward(
 ) -> Vec<f32> {
     let rows = d_lp.len() / (t - 1).max(1);
     let vocab = logits.len() / (rows * t).max(1);
-    let mut d = vec![0f32; logits.len()];
+    let mut d = crate::pool::zeroed(logits.len());
     d.par_chunks_mut(t * vocab).enumerate().for_each(|(r, d)| {
         for j in 0..t - 1 {
             let g = d_lp[r * (t - 1) + j];

@@ -37,6 +37,7 @@ macro_rules! simd_fn {
 }
 
 pub mod backprop;
+pub mod pool;
 
 const ROWS: usize = 4;
 const COLS: usize = 16;

@@ -12,6 +12,7 @@
 //! derivatives of `foil_kernels::backprop`.
 
 use foil_kernels::backprop::{self as bp, Attention, Heads};
+use foil_kernels::pool::{give, give_all, take, zeroed};
 
 /// Tensors per block in `TinyGptModel::param_refs` order.
 const PER_BLOCK: usize = 12;
@@ -105,7 +106,7 @@ impl GptParams {
             self.clone()
                 .into_flat()
                 .into_iter()
-                .map(|v| vec![0.0; v.len()])
+                .map(|v| zeroed(v.len()))
                 .collect(),
         )
     }
@@ -181,7 +182,7 @@ pub fn forward(
         .iter()
         .map(|&p| p.clamp(0, shape.context as i64 - 1) as usize)
         .collect();
-    let mut x = vec![0f32; m * d];
+    let mut x = take(m * d);
     for (i, row) in x.chunks_exact_mut(d).enumerate() {
         let (tok, pos) = (
             &params.tok[tokens[i] * d..][..d],
@@ -200,7 +201,7 @@ pub fn forward(
     };
     let mut blocks = Vec::with_capacity(params.blocks.len());
     for b in &params.blocks {
-        let (mut ln1, mut ln1_stats) = (vec![0f32; m * d], vec![0f32; 2 * m]);
+        let (mut ln1, mut ln1_stats) = (take(m * d), take(2 * m));
         bp::layer_norm_forward(
             &x,
             &b.ln1_g,
@@ -209,19 +210,19 @@ pub fn forward(
             &mut ln1,
             &mut ln1_stats,
         );
-        let mut qkv = vec![0f32; m * 3 * d];
+        let mut qkv = take(m * 3 * d);
         bp::linear_forward(&ln1, &b.qkv_w, Some(&b.qkv_b), m, &mut qkv);
-        let (mut probs, mut att) = (vec![0f32; att_shape.probs_len()], vec![0f32; m * d]);
+        let (mut probs, mut att) = (take(att_shape.probs_len()), take(m * d));
         let view = |i: usize| Heads {
             data: &qkv,
             offset: i * d,
             stride: 3 * d,
         };
         att_shape.forward(view(0), view(1), view(2), valid, &mut probs, &mut att);
-        let mut mid = vec![0f32; m * d];
+        let mut mid = take(m * d);
         bp::linear_forward(&att, &b.proj_w, Some(&b.proj_b), m, &mut mid);
         add(&mut mid, &x);
-        let (mut ln2, mut ln2_stats) = (vec![0f32; m * d], vec![0f32; 2 * m]);
+        let (mut ln2, mut ln2_stats) = (take(m * d), take(2 * m));
         bp::layer_norm_forward(
             &mid,
             &b.ln2_g,
@@ -231,10 +232,10 @@ pub fn forward(
             &mut ln2_stats,
         );
         let hidden = b.fc1_b.len();
-        let (mut pre, mut act) = (vec![0f32; m * hidden], vec![0f32; m * hidden]);
+        let (mut pre, mut act) = (take(m * hidden), take(m * hidden));
         bp::linear_forward(&ln2, &b.fc1_w, Some(&b.fc1_b), m, &mut pre);
         bp::gelu_forward(&pre, &mut act);
-        let mut out = vec![0f32; m * d];
+        let mut out = take(m * d);
         bp::linear_forward(&act, &b.fc2_w, Some(&b.fc2_b), m, &mut out);
         add(&mut out, &mid);
         let input = std::mem::replace(&mut x, out);
@@ -252,7 +253,7 @@ pub fn forward(
             act,
         });
     }
-    let (mut lnf, mut lnf_stats) = (vec![0f32; m * d], vec![0f32; 2 * m]);
+    let (mut lnf, mut lnf_stats) = (take(m * d), take(2 * m));
     bp::layer_norm_forward(
         &x,
         &params.lnf_g,
@@ -261,7 +262,7 @@ pub fn forward(
         &mut lnf,
         &mut lnf_stats,
     );
-    let mut logits = vec![0f32; m * v];
+    let mut logits = take(m * v);
     bp::linear_forward(&lnf, &params.head_w, Some(&params.head_b), m, &mut logits);
     let trace = GptTrace {
         params,
@@ -283,7 +284,7 @@ pub fn forward(
 pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
     let p = &trace.params;
     let (d, m) = (p.d(), trace.rows * trace.t);
-    let mut d_lnf = vec![0f32; m * d];
+    let mut d_lnf = take(m * d);
     bp::linear_backward(
         &trace.lnf,
         &p.head_w,
@@ -295,7 +296,7 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
         false,
     );
     // dx: the gradient of the residual stream, carried down through the blocks
-    let mut dx = vec![0f32; m * d];
+    let mut dx = zeroed(m * d);
     bp::layer_norm_backward(
         &trace.last,
         &trace.lnf_stats,
@@ -312,7 +313,7 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
         kv_heads: trace.shape.heads,
         dh: d / trace.shape.heads,
     };
-    let mut d_ln = vec![0f32; m * d];
+    let mut d_ln = take(m * d);
     for ((b, g), bt) in p
         .blocks
         .iter()
@@ -322,7 +323,7 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
     {
         // x' = mid + fc2(gelu(fc1(LN₂ mid)))
         let hidden = b.fc1_b.len();
-        let mut d_act = vec![0f32; m * hidden];
+        let mut d_act = take(m * hidden);
         bp::linear_backward(
             &bt.act,
             &b.fc2_w,
@@ -354,7 +355,7 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
             Some(&mut g.ln2_b),
         );
         // mid = x + proj(attn(qkv(LN₁ x)))
-        let mut d_att = vec![0f32; m * d];
+        let mut d_att = take(m * d);
         bp::linear_backward(
             &bt.att,
             &b.proj_w,
@@ -365,7 +366,7 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
             Some(&mut d_att),
             false,
         );
-        let (mut dq, mut dk, mut dv) = (vec![0f32; m * d], vec![0f32; m * d], vec![0f32; m * d]);
+        let (mut dq, mut dk, mut dv) = (take(m * d), take(m * d), take(m * d));
         let view = |i: usize| Heads {
             data: &bt.qkv,
             offset: i * d,
@@ -381,12 +382,13 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
             &mut dk,
             &mut dv,
         );
-        let mut d_qkv = vec![0f32; m * 3 * d];
+        let mut d_qkv = take(m * 3 * d);
         for (i, row) in d_qkv.chunks_exact_mut(3 * d).enumerate() {
             row[..d].copy_from_slice(&dq[i * d..(i + 1) * d]);
             row[d..2 * d].copy_from_slice(&dk[i * d..(i + 1) * d]);
             row[2 * d..].copy_from_slice(&dv[i * d..(i + 1) * d]);
         }
+        give_all([&mut d_act, &mut d_att, &mut dq, &mut dk, &mut dv]);
         bp::linear_backward(
             &bt.ln1,
             &b.qkv_w,
@@ -406,12 +408,38 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
             &mut g.ln1_g,
             Some(&mut g.ln1_b),
         );
+        give(d_qkv);
     }
     for (i, row) in dx.chunks_exact(d).enumerate() {
         let tok = &mut grads.tok[trace.tokens[i] * d..][..d];
         add(tok, row);
         let pos = &mut grads.pos[trace.positions[i] * d..][..d];
         add(pos, row);
+    }
+    give_all([&mut d_lnf, &mut dx, &mut d_ln]);
+}
+
+impl Drop for BlockTrace {
+    fn drop(&mut self) {
+        give_all([
+            &mut self.x,
+            &mut self.ln1,
+            &mut self.ln1_stats,
+            &mut self.qkv,
+            &mut self.probs,
+            &mut self.att,
+            &mut self.mid,
+            &mut self.ln2,
+            &mut self.ln2_stats,
+            &mut self.pre,
+            &mut self.act,
+        ]);
+    }
+}
+
+impl Drop for GptTrace {
+    fn drop(&mut self) {
+        give_all([&mut self.last, &mut self.lnf, &mut self.lnf_stats]);
     }
 }
 

@@ -236,8 +236,14 @@ impl<T> Pending<T> {
                             *t,
                         );
                         backward(&pass.trace, &d_logits);
+                        foil_kernels::pool::give(d_logits);
                     }
                 }
+            }
+        }
+        for pass in passes {
+            if let Leaf::LogProbs { logits, .. } = pass.leaf {
+                foil_kernels::pool::give(logits);
             }
         }
         GradientsParams::from_grads::<FB, _>(raw, model)
