@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use foil_kernels::backprop::{self as bp, Attention, Heads, Mat};
+use foil_kernels::pool::{give, give_all, take, zeroed};
 
 /// A projection: indices of its tensors in the flat parameter list.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +72,7 @@ impl DecoderParams {
         self.values
             .iter()
             .zip(&self.trainable)
-            .map(|(v, &t)| if t { vec![0.0; v.len()] } else { Vec::new() })
+            .map(|(v, &t)| if t { zeroed(v.len()) } else { Vec::new() })
             .collect()
     }
 
@@ -135,7 +136,7 @@ fn proj_forward(p: &DecoderParams, idx: ProjIdx, x: &[f32], m: usize, y: &mut [f
     };
     let (k, n) = (x.len() / m, y.len() / m);
     let r = v[a].len() / k;
-    let mut xa = vec![0f32; m * r];
+    let mut xa = take(m * r);
     bp::linear_forward(x, &v[a], None, m, &mut xa);
     let scaled: Vec<f32> = xa.iter().map(|e| e * scale).collect();
     bp::matmul(
@@ -208,7 +209,7 @@ fn proj_backward(
                 n,
             );
         }
-        let mut d_xa = vec![0f32; m * r];
+        let mut d_xa = take(m * r);
         bp::matmul(
             &mut d_xa,
             r,
@@ -289,7 +290,7 @@ fn trunk(
     let m = tokens.len();
     let t = m / rows.max(1);
     let half = l.inv_freq.len();
-    let (mut cos, mut sin) = (vec![0f32; m * half], vec![0f32; m * half]);
+    let (mut cos, mut sin) = (take(m * half), take(m * half));
     for (i, &pos) in positions.iter().enumerate() {
         for (j, f) in l.inv_freq.iter().enumerate() {
             let a = pos as f32 * f;
@@ -311,53 +312,51 @@ fn trunk(
     let mut layers = Vec::with_capacity(if keep { l.layers.len() } else { 0 });
     for li in &l.layers {
         let v = &p.values;
-        let (mut n1, mut rho1) = (vec![0f32; m * d], vec![0f32; m]);
+        let (mut n1, mut rho1) = (take(m * d), take(m));
         bp::rms_norm_forward(&x, &v[li.attn_norm], l.eps, &mut n1, &mut rho1);
-        let (mut q, mut k, mut vv) = (
-            vec![0f32; m * hq * dh],
-            vec![0f32; m * hk * dh],
-            vec![0f32; m * hk * dh],
-        );
+        let (mut q, mut k, mut vv) = (take(m * hq * dh), take(m * hk * dh), take(m * hk * dh));
         let xa_q = proj_forward(p, li.q, &n1, m, &mut q);
         let xa_k = proj_forward(p, li.k, &n1, m, &mut k);
         let xa_v = proj_forward(p, li.v, &n1, m, &mut vv);
         rope(&mut q, hq * dh, &cos, &sin, false);
         rope(&mut k, hk * dh, &cos, &sin, false);
-        let (mut probs, mut att) = (vec![0f32; shape.probs_len()], vec![0f32; m * hq * dh]);
+        let (mut probs, mut att) = (take(shape.probs_len()), take(m * hq * dh));
         let (qh, kh, vh) = (heads(&q, m), heads(&k, m), heads(&vv, m));
         shape.forward(qh, kh, vh, valid, &mut probs, &mut att);
-        let mut mid = vec![0f32; m * d];
+        let mut mid = take(m * d);
         let xa_o = proj_forward(p, li.o, &att, m, &mut mid);
         add(&mut mid, &x);
-        let (mut n2, mut rho2) = (vec![0f32; m * d], vec![0f32; m]);
+        let (mut n2, mut rho2) = (take(m * d), take(m));
         bp::rms_norm_forward(&mid, &v[li.mlp_norm], l.eps, &mut n2, &mut rho2);
         let f = v[li.gate.w].len() / d;
-        let (mut gate, mut up, mut act) = (vec![0f32; m * f], vec![0f32; m * f], vec![0f32; m * f]);
+        let (mut gate, mut up, mut act) = (take(m * f), take(m * f), take(m * f));
         let xa_gate = proj_forward(p, li.gate, &n2, m, &mut gate);
         let xa_up = proj_forward(p, li.up, &n2, m, &mut up);
         bp::swiglu_forward(&gate, &up, &mut act);
-        let mut out = vec![0f32; m * d];
+        let mut out = take(m * d);
         let xa_down = proj_forward(p, li.down, &act, m, &mut out);
         add(&mut out, &mid);
         let input = std::mem::replace(&mut x, out);
+        // dropped when not kept, which hands its buffers back to the pool
+        let trace = LayerTrace {
+            x: input,
+            n1,
+            rho1,
+            lora_xa: [xa_q, xa_k, xa_v, xa_o, xa_gate, xa_up, xa_down],
+            q,
+            k,
+            v: vv,
+            probs,
+            att,
+            mid,
+            n2,
+            rho2,
+            gate,
+            up,
+            act,
+        };
         if keep {
-            layers.push(LayerTrace {
-                x: input,
-                n1,
-                rho1,
-                lora_xa: [xa_q, xa_k, xa_v, xa_o, xa_gate, xa_up, xa_down],
-                q,
-                k,
-                v: vv,
-                probs,
-                att,
-                mid,
-                n2,
-                rho2,
-                gate,
-                up,
-                act,
-            });
+            layers.push(trace);
         }
     }
     Trunk {
@@ -412,7 +411,7 @@ pub fn forward(
         sin,
         layers,
     } = trunk(&params, &tokens, positions, valid, rows, true);
-    let (mut nf, mut rho_f, mut logits) = (vec![0f32; m * d], vec![0f32; m], vec![0f32; m * vocab]);
+    let (mut nf, mut rho_f, mut logits) = (take(m * d), take(m), take(m * vocab));
     head(&params, &x, m, &mut nf, &mut rho_f, &mut logits);
     let trace = DecoderTrace {
         params,
@@ -448,14 +447,16 @@ pub fn token_logprobs(
     let ids: Vec<usize> = tokens.iter().map(|&x| x as usize).collect();
     let m = ids.len();
     let t = m / rows.max(1);
-    let x = trunk(p, &ids, positions, valid, rows, false).x;
+    let Trunk {
+        x,
+        mut cos,
+        mut sin,
+        ..
+    } = trunk(p, &ids, positions, valid, rows, false);
+    give_all([&mut cos, &mut sin]);
     let mut out = vec![0f32; rows * (t - 1)];
     let chunk = LOGPROB_ROWS.min(m.max(1));
-    let (mut nf, mut rho, mut logits) = (
-        vec![0f32; chunk * d],
-        vec![0f32; chunk],
-        vec![0f32; chunk * vocab],
-    );
+    let (mut nf, mut rho, mut logits) = (take(chunk * d), take(chunk), take(chunk * vocab));
     for start in (0..m).step_by(chunk) {
         let n = chunk.min(m - start);
         head(
@@ -475,6 +476,8 @@ pub fn token_logprobs(
             }
         }
     }
+    give_all([&mut nf, &mut rho, &mut logits]);
+    give(x);
     out
 }
 
@@ -487,7 +490,7 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
     let (d, vocab) = (p.d(), p.vocab());
     let m = trace.rows * trace.t;
     let (hq, hk, dh) = (l.heads, l.kv_heads, l.head_dim);
-    let mut d_nf = vec![0f32; m * d];
+    let mut d_nf = take(m * d);
     match l.head {
         Some(h) => {
             let dw = if p.trainable[h] {
@@ -544,7 +547,7 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
             );
         }
     }
-    let mut dx = vec![0f32; m * d];
+    let mut dx = zeroed(m * d);
     norm_backward(p, l.norm, &trace.last, &trace.rho_f, &d_nf, &mut dx, grads);
     let shape = Attention {
         rows: trace.rows,
@@ -553,11 +556,11 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
         kv_heads: hk,
         dh,
     };
-    let mut d_n = vec![0f32; m * d];
+    let mut d_n = take(m * d);
     for (li, lt) in l.layers.iter().zip(&trace.layers).rev() {
         let f = lt.gate.len() / m;
         // x' = mid + down(silu(gate(n₂)) ⊙ up(n₂))
-        let mut d_act = vec![0f32; m * f];
+        let mut d_act = take(m * f);
         proj_backward(
             p,
             li.down,
@@ -569,7 +572,7 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
             &mut d_act,
             false,
         );
-        let (mut d_gate, mut d_up) = (vec![0f32; m * f], vec![0f32; m * f]);
+        let (mut d_gate, mut d_up) = (take(m * f), take(m * f));
         bp::swiglu_backward(&lt.gate, &lt.up, &d_act, &mut d_gate, &mut d_up);
         proj_backward(
             p,
@@ -595,7 +598,7 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
         );
         norm_backward(p, li.mlp_norm, &lt.mid, &lt.rho2, &d_n, &mut dx, grads);
         // mid = x + o(attn(rope(q(n₁)), rope(k(n₁)), v(n₁)))
-        let mut d_att = vec![0f32; m * hq * dh];
+        let mut d_att = take(m * hq * dh);
         proj_backward(
             p,
             li.o,
@@ -607,11 +610,7 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
             &mut d_att,
             false,
         );
-        let (mut dq, mut dk, mut dv) = (
-            vec![0f32; m * hq * dh],
-            vec![0f32; m * hk * dh],
-            vec![0f32; m * hk * dh],
-        );
+        let (mut dq, mut dk, mut dv) = (take(m * hq * dh), take(m * hk * dh), take(m * hk * dh));
         shape.backward(
             heads(&lt.q, m),
             heads(&lt.k, m),
@@ -658,12 +657,56 @@ pub fn backward(trace: &DecoderTrace, d_logits: &[f32], grads: &mut [Vec<f32>]) 
             true,
         );
         norm_backward(p, li.attn_norm, &lt.x, &lt.rho1, &d_n, &mut dx, grads);
+        give_all([
+            &mut d_act,
+            &mut d_gate,
+            &mut d_up,
+            &mut d_att,
+            &mut dq,
+            &mut dk,
+            &mut dv,
+        ]);
     }
     if p.trainable[l.embed] {
         let de = &mut grads[l.embed];
         for (i, row) in dx.chunks_exact(d).enumerate() {
             add(&mut de[trace.tokens[i] * d..][..d], row);
         }
+    }
+    give_all([&mut d_nf, &mut dx, &mut d_n]);
+}
+
+impl Drop for LayerTrace {
+    fn drop(&mut self) {
+        give_all(self.lora_xa.iter_mut());
+        give_all([
+            &mut self.x,
+            &mut self.n1,
+            &mut self.rho1,
+            &mut self.q,
+            &mut self.k,
+            &mut self.v,
+            &mut self.probs,
+            &mut self.att,
+            &mut self.mid,
+            &mut self.n2,
+            &mut self.rho2,
+            &mut self.gate,
+            &mut self.up,
+            &mut self.act,
+        ]);
+    }
+}
+
+impl Drop for DecoderTrace {
+    fn drop(&mut self) {
+        give_all([
+            &mut self.cos,
+            &mut self.sin,
+            &mut self.last,
+            &mut self.nf,
+            &mut self.rho_f,
+        ]);
     }
 }
 
@@ -682,7 +725,7 @@ fn norm_backward(
     let mut dg = if p.trainable[i] {
         std::mem::take(&mut grads[i])
     } else {
-        vec![0f32; gamma.len()]
+        zeroed(gamma.len())
     };
     bp::rms_norm_backward(x, rho, gamma, dy, dx, &mut dg);
     if p.trainable[i] {
