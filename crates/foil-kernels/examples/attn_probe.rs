@@ -1,3 +1,6 @@
+//! Times `backprop::Attention` on one layer of the train step's shape (16 rows × 128
+//! tokens, 4 heads of 64, fused q/k/v views): forward and backward, in GFLOP/s of the
+//! full (unmasked) products: `cargo run --profile dev -p foil-kernels --example attn_probe`.
 use foil_kernels::backprop::{Attention, Heads};
 use std::time::Instant;
 fn main() {

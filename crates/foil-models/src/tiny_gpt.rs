@@ -563,10 +563,11 @@ impl InferenceModel for GptInference {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::train::testing;
     use burn::tensor::TensorData;
     use foil_core::backend::parse_device;
     use foil_core::backend::{materialize, with_seed};
-    use foil_core::batch::{SeqBatch, to_vec, token_logprobs};
+    use foil_core::batch::{SeqBatch, to_vec};
 
     fn small() -> TinyGpt {
         TinyGpt {
@@ -644,40 +645,16 @@ mod tests {
         }
     }
 
-    /// A loss over left-padded rows of different lengths with a weight per target token:
-    /// `−Σ w·log π / 11`, where w varies in sign and size so that every gradient term
-    /// counts. Only predictions made at real columns of real tokens weigh (prompt tokens
-    /// included): a left-padding column sees no real key, and what either path computes
-    /// there is not a prediction (burn's attends uniformly to later keys).
-    /// `fused`: through `Policy::token_logprobs` (log-probs computed on the host too)
-    /// instead of burn's log-softmax over `Policy::forward`'s logits.
+    /// `−Σ w·log π / 11` over left-padded rows of three lengths, weights of both signs
+    /// (`crate::host::train::testing::weighted_nll`).
     fn weighted_nll(policy: &TinyGptPolicy, fused: bool) -> Tensor<FB, 1> {
         let rows: Vec<(&[u32], &[u32])> = vec![
             (&[1, 2, 3], &[4, 5, 6, 7]),
             (&[8], &[9, 10]),
             (&[2, 4], &[6, 8, 10, 1, 3]),
         ];
-        let (seqs, _) = SeqBatch::prompt_response(&rows, 0);
-        let input = seqs.to_input(&policy.device);
-        let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
-        let lp = if fused {
-            policy.token_logprobs(&input, targets)
-        } else {
-            token_logprobs(policy.forward(&input), targets)
-        };
-        let w: Vec<f32> = (0..seqs.n * (seqs.t - 1))
-            .map(|i| {
-                let column = i + i / (seqs.t - 1);
-                if !seqs.valid[column] || !seqs.valid[column + 1] {
-                    0.0
-                } else {
-                    ((i % 5) as f32 - 1.5) / 2.0
-                }
-            })
-            .collect();
-        let w =
-            Tensor::<FB, 2>::from_data(TensorData::new(w, [seqs.n, seqs.t - 1]), &policy.device);
-        (lp * w).sum().neg().div_scalar(11.0)
+        let weight = |i: usize| ((i % 5) as f32 - 1.5) / 2.0;
+        testing::weighted_nll(policy, &rows, fused, weight, 11.0)
     }
 
     /// The host training path back-propagates what burn's autodiff does: every parameter's
@@ -696,18 +673,9 @@ mod tests {
         let got = host.gradients(weighted_nll(&host, fused));
         let want = trainable::gradients(burn.model(), weighted_nll(&burn, false));
         let refs = (host.model().param_refs(), burn.model().param_refs());
-        assert_eq!(refs.0.len(), 2 + 12 * 2 + 4);
-        for (i, (h, b)) in refs.0.iter().zip(&refs.1).enumerate() {
-            let (g, w) = (h.grad(&got).unwrap(), b.grad(&want).unwrap());
-            let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
-            assert!(scale > 0.0, "parameter {i} has a zero gradient");
-            for (j, (a, b)) in g.iter().zip(&w).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-4 * scale + 1e-7,
-                    "fused {fused}: parameter {i}[{j}]: {a} vs {b} (scale {scale})"
-                );
-            }
-        }
+        let what = format!("fused {fused}");
+        let trained = testing::assert_same_gradients(&refs.0, &got, &refs.1, &want, &what);
+        assert_eq!(trained, 2 + 12 * 2 + 4);
     }
 
     /// One AdamW step through either path leaves the same weights.

@@ -582,9 +582,8 @@ pub const LOGPROB_CHUNK_ELEMS: usize = 16 << 20;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
+    use crate::host::train::testing;
     use foil_core::backend::parse_device;
-    use foil_core::batch::{SeqBatch, token_logprobs};
 
     fn policy(fixture: &str, lora: Option<LoraConfig>, host_train: bool) -> HfPolicy {
         let hf: Hf = serde_json::from_value(serde_json::json!({
@@ -599,34 +598,16 @@ mod tests {
         p
     }
 
-    /// `−Σ w·log π / 7` over the predictions made at real columns of real tokens, with
-    /// weights of both signs (left-padded rows of three lengths).
+    /// `−Σ w·log π / 7` over left-padded rows of three lengths, weights of both signs
+    /// (`crate::host::train::testing::weighted_nll`).
     fn weighted_nll(p: &HfPolicy, fused: bool) -> Tensor<FB, 1> {
         let rows: Vec<(&[u32], &[u32])> = vec![
             (&[5, 9, 17], &[3, 44, 8, 100]),
             (&[7], &[7, 21]),
             (&[12, 90], &[1, 127, 64, 2, 33]),
         ];
-        let (seqs, _) = SeqBatch::prompt_response(&rows, 0);
-        let input = seqs.to_input(&p.device);
-        let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
-        let lp = if fused {
-            p.token_logprobs(&input, targets)
-        } else {
-            token_logprobs(p.forward(&input), targets)
-        };
-        let w: Vec<f32> = (0..seqs.n * (seqs.t - 1))
-            .map(|i| {
-                let column = i + i / (seqs.t - 1);
-                if seqs.valid[column] && seqs.valid[column + 1] {
-                    ((i % 7) as f32 - 2.5) / 3.0
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let w = Tensor::<FB, 2>::from_data(TensorData::new(w, [seqs.n, seqs.t - 1]), &p.device);
-        (lp * w).sum().neg().div_scalar(7.0)
+        let weight = |i: usize| ((i % 7) as f32 - 2.5) / 3.0;
+        testing::weighted_nll(p, &rows, fused, weight, 7.0)
     }
 
     /// The host training path back-propagates what burn's autodiff does, for full
@@ -660,22 +641,7 @@ mod tests {
             let want = trainable::gradients(burn.model(), weighted_nll(&burn, false));
             let (_, refs) = host.model().host_params();
             let (_, burn_refs) = burn.model().host_params();
-            let mut trained = 0;
-            for (i, (h, b)) in refs.iter().zip(&burn_refs).enumerate() {
-                assert_eq!(h.trainable(), b.trainable());
-                let (g, w) = (h.grad(&got), b.grad(&want));
-                assert_eq!(g.is_some(), w.is_some(), "{fixture}: parameter {i}");
-                let (Some(g), Some(w)) = (g, w) else { continue };
-                trained += 1;
-                let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
-                assert!(scale > 0.0, "{fixture}: parameter {i} has a zero gradient");
-                for (j, (a, b)) in g.iter().zip(&w).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-4 * scale + 1e-7,
-                        "{fixture}: parameter {i}[{j}]: {a} vs {b} (scale {scale})"
-                    );
-                }
-            }
+            let trained = testing::assert_same_gradients(&refs, &got, &burn_refs, &want, fixture);
             let expected = if lora.is_some() {
                 2 * 7 * 2
             } else {

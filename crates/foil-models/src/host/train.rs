@@ -249,3 +249,78 @@ impl<T> Pending<T> {
         GradientsParams::from_grads::<FB, _>(raw, model)
     }
 }
+
+/// What the host-versus-burn gradient tests of `tiny_gpt` and `hf` share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use foil_core::batch::{SeqBatch, token_logprobs};
+    use foil_core::policy::Policy;
+
+    /// `−Σ wᵢ·log π / divisor` over left-padded `rows`, with `wᵢ = weight(i)` for the
+    /// predictions made at real columns of real tokens and 0 elsewhere: a left-padding
+    /// column sees no real key, and what either path computes there is not a prediction
+    /// (burn's attends uniformly to every key, the host path to the keys up to it).
+    /// `fused`: through `Policy::token_logprobs` instead of burn's log-softmax over
+    /// `Policy::forward`'s logits.
+    pub(crate) fn weighted_nll(
+        policy: &dyn Policy,
+        rows: &[(&[u32], &[u32])],
+        fused: bool,
+        weight: impl Fn(usize) -> f32,
+        divisor: f32,
+    ) -> Tensor<FB, 1> {
+        let device = policy.device();
+        let (seqs, _) = SeqBatch::prompt_response(rows, 0);
+        let input = seqs.to_input(&device);
+        let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
+        let lp = if fused {
+            policy.token_logprobs(&input, targets)
+        } else {
+            token_logprobs(policy.forward(&input), targets)
+        };
+        let w: Vec<f32> = (0..seqs.n * (seqs.t - 1))
+            .map(|i| {
+                let column = i + i / (seqs.t - 1);
+                if seqs.valid[column] && seqs.valid[column + 1] {
+                    weight(i)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let w = Tensor::<FB, 2>::from_data(TensorData::new(w, [seqs.n, seqs.t - 1]), &device);
+        (lp * w).sum().neg().div_scalar(divisor)
+    }
+
+    /// Asserts that the gradients `got` (host path) and `want` (burn) agree parameter by
+    /// parameter (`host` and `burn` list the same parameters of two identical models):
+    /// the same ones have a gradient, each non-zero and within 1e-4 of its tensor's
+    /// largest entry. Returns how many parameters had one.
+    pub(crate) fn assert_same_gradients(
+        host: &[ParamRef],
+        got: &GradientsParams,
+        burn: &[ParamRef],
+        want: &GradientsParams,
+        what: &str,
+    ) -> usize {
+        assert_eq!(host.len(), burn.len());
+        let mut trained = 0;
+        for (i, (h, b)) in host.iter().zip(burn).enumerate() {
+            assert_eq!(h.trainable(), b.trainable(), "{what}: parameter {i}");
+            let (g, w) = (h.grad(got), b.grad(want));
+            assert_eq!(g.is_some(), w.is_some(), "{what}: parameter {i}");
+            let (Some(g), Some(w)) = (g, w) else { continue };
+            trained += 1;
+            let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{what}: parameter {i} has a zero gradient");
+            for (j, (a, b)) in g.iter().zip(&w).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale + 1e-7,
+                    "{what}: parameter {i}[{j}]: {a} vs {b} (scale {scale})"
+                );
+            }
+        }
+        trained
+    }
+}
