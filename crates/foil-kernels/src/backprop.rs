@@ -164,11 +164,49 @@ pub fn linear_backward(
 
 /// `sums[c] += Σ_r x[r, c]` over the `width`-wide rows of `x`.
 pub fn column_sums(x: &[f32], width: usize, sums: &mut [f32]) {
-    for row in x.chunks_exact(width) {
-        for (s, v) in sums.iter_mut().zip(row) {
-            *s += v;
+    sum_over_rows(x.len() / width.max(1), sums, |rows, acc| {
+        add_rows(&x[rows.start * width..rows.end * width], acc)
+    });
+}
+
+simd_fn! {
+    fn add_rows(x: &[f32], acc: &mut [f32]) {
+        for row in x.chunks_exact(acc.len()) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
         }
     }
+}
+
+/// Rows per task of [`sum_over_rows`].
+const SUM_ROWS: usize = 256;
+
+/// `out += Σ_blocks f(block)`: `f(rows, acc)` adds the contribution of the rows `rows`
+/// (of `m`) into `acc` (zeroed, `out.len()` wide); blocks of 256 rows run on rayon's
+/// threads and their partial sums are added up (a sum over the rows of a gradient, e.g.
+/// a bias's or a norm's γ).
+fn sum_over_rows(
+    m: usize,
+    out: &mut [f32],
+    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) {
+    let width = out.len();
+    let total = (0..m.div_ceil(SUM_ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = vec![0f32; width];
+            f(b * SUM_ROWS..((b + 1) * SUM_ROWS).min(m), &mut acc);
+            acc
+        })
+        .reduce(
+            || vec![0f32; width],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    out.iter_mut().zip(&total).for_each(|(o, t)| *o += t);
 }
 
 /// Rows handed to one rayon task by the row-wise kernels.
@@ -259,7 +297,10 @@ pub fn layer_norm_backward(
         .zip(dy.par_chunks(d * ROW_BLOCK))
         .zip(stats.par_chunks(2 * ROW_BLOCK))
         .for_each(|(((dx, x), dy), stats)| layer_norm_grad_rows(x, stats, gamma, dy, dx));
-    layer_norm_param_grads(x, stats, dy, dgamma);
+    sum_over_rows(x.len() / d, dgamma, |rows, acc| {
+        let (a, b) = (rows.start, rows.end);
+        layer_norm_param_grads(&x[a * d..b * d], &stats[2 * a..2 * b], &dy[a * d..b * d], acc)
+    });
     if let Some(db) = dbeta {
         column_sums(dy, d, db);
     }
@@ -339,7 +380,10 @@ pub fn rms_norm_backward(
         .zip(dy.par_chunks(d * ROW_BLOCK))
         .zip(rho.par_chunks(ROW_BLOCK))
         .for_each(|(((dx, x), dy), rho)| rms_norm_grad_rows(x, rho, gamma, dy, dx));
-    rms_norm_param_grads(x, rho, dy, dgamma);
+    sum_over_rows(x.len() / d, dgamma, |rows, acc| {
+        let (a, b) = (rows.start, rows.end);
+        rms_norm_param_grads(&x[a * d..b * d], &rho[a..b], &dy[a * d..b * d], acc)
+    });
 }
 
 simd_fn! {

@@ -13,6 +13,7 @@
 
 use foil_kernels::backprop::{self as bp, Attention, Heads};
 use foil_kernels::pool::{give, give_all, take, zeroed};
+use rayon::prelude::*;
 
 /// Tensors per block in `TinyGptModel::param_refs` order.
 const PER_BLOCK: usize = 12;
@@ -221,7 +222,7 @@ pub fn forward(
         att_shape.forward(view(0), view(1), view(2), valid, &mut probs, &mut att);
         let mut mid = take(m * d);
         bp::linear_forward(&att, &b.proj_w, Some(&b.proj_b), m, &mut mid);
-        add(&mut mid, &x);
+        add_par(&mut mid, &x);
         let (mut ln2, mut ln2_stats) = (take(m * d), take(2 * m));
         bp::layer_norm_forward(
             &mid,
@@ -237,7 +238,7 @@ pub fn forward(
         bp::gelu_forward(&pre, &mut act);
         let mut out = take(m * d);
         bp::linear_forward(&act, &b.fc2_w, Some(&b.fc2_b), m, &mut out);
-        add(&mut out, &mid);
+        add_par(&mut out, &mid);
         let input = std::mem::replace(&mut x, out);
         blocks.push(BlockTrace {
             x: input,
@@ -383,11 +384,14 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
             &mut dv,
         );
         let mut d_qkv = take(m * 3 * d);
-        for (i, row) in d_qkv.chunks_exact_mut(3 * d).enumerate() {
-            row[..d].copy_from_slice(&dq[i * d..(i + 1) * d]);
-            row[d..2 * d].copy_from_slice(&dk[i * d..(i + 1) * d]);
-            row[2 * d..].copy_from_slice(&dv[i * d..(i + 1) * d]);
-        }
+        d_qkv
+            .par_chunks_mut(3 * d)
+            .zip(dq.par_chunks(d).zip(dk.par_chunks(d)).zip(dv.par_chunks(d)))
+            .for_each(|(row, ((q, k), v))| {
+                row[..d].copy_from_slice(q);
+                row[d..2 * d].copy_from_slice(k);
+                row[2 * d..].copy_from_slice(v);
+            });
         give_all([&mut d_act, &mut d_att, &mut dq, &mut dk, &mut dv]);
         bp::linear_backward(
             &bt.ln1,
@@ -445,7 +449,12 @@ impl Drop for GptTrace {
 
 /// `x += y`.
 fn add(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+/// `x += y` for whole activations, in parallel blocks.
+fn add_par(x: &mut [f32], y: &[f32]) {
+    x.par_chunks_mut(1 << 14)
+        .zip(y.par_chunks(1 << 14))
+        .for_each(|(x, y)| add(x, y));
 }
