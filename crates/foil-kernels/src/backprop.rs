@@ -57,6 +57,35 @@ pub fn matmul(
     k: usize,
     n: usize,
 ) {
+    let threads = m * k * n >= PARALLEL_MACS && !ON_ONE_THREAD.get();
+    product(out, out_rs, accumulate, a, b, [m, k, n], threads);
+}
+
+thread_local! {
+    /// Set by [`on_one_thread`]: this thread's products stay on it.
+    static ON_ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's [`matmul`]s kept on this thread: for work that is already
+/// split over rayon's threads at a coarser grain (row groups of a batch), where splitting
+/// each product again would only add synchronisation.
+pub fn on_one_thread<R>(f: impl FnOnce() -> R) -> R {
+    let before = ON_ONE_THREAD.replace(true);
+    let out = f();
+    ON_ONE_THREAD.set(before);
+    out
+}
+
+/// [`matmul`] with the threading chosen by the caller (`[m, k, n]`).
+fn product(
+    out: &mut [f32],
+    out_rs: usize,
+    accumulate: bool,
+    a: Mat,
+    b: Mat,
+    [m, k, n]: [usize; 3],
+    threads: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -75,7 +104,7 @@ pub fn matmul(
     let last = |x: &Mat, r: usize, c: usize| (r - 1) * x.rs + (c - 1) * x.cs;
     assert!(a.data.len() > last(&a, m, k), "a [{m}, {k}]");
     assert!(b.data.len() > last(&b, k, n), "b [{k}, {n}]");
-    let par = if m * k * n >= PARALLEL_MACS {
+    let par = if threads {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
@@ -186,11 +215,7 @@ const SUM_ROWS: usize = 256;
 /// (of `m`) into `acc` (zeroed, `out.len()` wide); blocks of 256 rows run on rayon's
 /// threads and their partial sums are added up (a sum over the rows of a gradient, e.g.
 /// a bias's or a norm's γ).
-fn sum_over_rows(
-    m: usize,
-    out: &mut [f32],
-    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) {
+fn sum_over_rows(m: usize, out: &mut [f32], f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
     let width = out.len();
     let total = (0..m.div_ceil(SUM_ROWS))
         .into_par_iter()
@@ -299,7 +324,12 @@ pub fn layer_norm_backward(
         .for_each(|(((dx, x), dy), stats)| layer_norm_grad_rows(x, stats, gamma, dy, dx));
     sum_over_rows(x.len() / d, dgamma, |rows, acc| {
         let (a, b) = (rows.start, rows.end);
-        layer_norm_param_grads(&x[a * d..b * d], &stats[2 * a..2 * b], &dy[a * d..b * d], acc)
+        layer_norm_param_grads(
+            &x[a * d..b * d],
+            &stats[2 * a..2 * b],
+            &dy[a * d..b * d],
+            acc,
+        )
     });
     if let Some(db) = dbeta {
         column_sums(dy, d, db);
@@ -676,7 +706,15 @@ impl Attention {
                 let base = r * t;
                 let qm = self.head(q, base, h);
                 let km = self.head(k, base, g);
-                matmul(p, t, false, qm, Mat::cols(km.data, km.rs), t, dh, t);
+                product(
+                    p,
+                    t,
+                    false,
+                    qm,
+                    Mat::cols(km.data, km.rs),
+                    [t, dh, t],
+                    false,
+                );
                 let key_bias: Vec<f32> = valid[base..base + t]
                     .iter()
                     .map(|&real| if real { 0.0 } else { -1e9 })
@@ -693,7 +731,7 @@ impl Attention {
                         (t - 1) * width + dh,
                     )
                 };
-                matmul(o, width, false, Mat::rows(p, t), vm, t, t, dh);
+                product(o, width, false, Mat::rows(p, t), vm, [t, t, dh], false);
             });
     }
 
@@ -749,9 +787,17 @@ impl Attention {
                     cs: 1,
                 };
                 // dV += Pᵀ·dO
-                matmul(dv_g, kw, n > 0, Mat::cols(p, t), d_o, t, t, dh);
+                product(dv_g, kw, n > 0, Mat::cols(p, t), d_o, [t, t, dh], false);
                 // dP = dO·Vᵀ, then dS in place
-                matmul(&mut ds, t, false, d_o, Mat::cols(vm.data, vm.rs), t, dh, t);
+                product(
+                    &mut ds,
+                    t,
+                    false,
+                    d_o,
+                    Mat::cols(vm.data, vm.rs),
+                    [t, dh, t],
+                    false,
+                );
                 for i in 0..t {
                     let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
                     let dot = crate::dot(pr, dr);
@@ -761,12 +807,12 @@ impl Attention {
                 }
                 let qm = self.head(q, base, h);
                 // dK += dSᵀ·Q (scale folded into dS)
-                matmul(dk_g, kw, n > 0, Mat::cols(&ds, t), qm, t, t, dh);
+                product(dk_g, kw, n > 0, Mat::cols(&ds, t), qm, [t, t, dh], false);
                 // dQ = dS·K
                 let dq_h = unsafe {
                     std::slice::from_raw_parts_mut(dq_p.at(base * qw + h * dh), (t - 1) * qw + dh)
                 };
-                matmul(dq_h, qw, false, Mat::rows(&ds, t), km, t, t, dh);
+                product(dq_h, qw, false, Mat::rows(&ds, t), km, [t, t, dh], false);
             }
         });
     }

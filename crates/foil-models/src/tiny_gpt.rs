@@ -30,7 +30,7 @@ use foil_core::policy::{DecodeCache, InferenceModel, OptimizerConfig, Policy};
 use foil_core::{PolicyConfig, register_part};
 
 use crate::host::gpt::{GptBlock, HostGpt};
-use crate::host::gpt_train::{self, GptParams, GptShape, GptTrace};
+use crate::host::gpt_train::{self, GptParams, GptPass, GptShape};
 use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
 use crate::host::{Dense, Norm, decode_tensors, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
@@ -365,7 +365,7 @@ pub struct TinyGptPolicy {
     /// Forward and backward passes on the host (CPU devices; `crate::host::train`).
     host_train: bool,
     /// The host forward passes since the last step.
-    pending: Pending<GptTrace>,
+    pending: Pending<GptPass>,
     device: Device,
 }
 
@@ -384,7 +384,7 @@ impl TinyGptPolicy {
     }
 
     /// A host forward pass: its logits `[rows·t, vocab]`, its input and its trace.
-    fn host_pass(&self, input: &SeqInput) -> (Vec<f32>, HostInput, GptTrace) {
+    fn host_pass(&self, input: &SeqInput) -> (Vec<f32>, HostInput, GptPass) {
         let model = self.model();
         let params = GptParams::from_flat(model.param_refs().iter().map(ParamRef::read).collect());
         let shape = GptShape {
@@ -394,7 +394,7 @@ impl TinyGptPolicy {
         };
         let x = HostInput::new(input);
         let (logits, trace) =
-            gpt_train::forward(params, shape, &x.tokens, &x.positions, &x.valid, x.rows);
+            gpt_train::forward_split(params, shape, &x.tokens, &x.positions, &x.valid, x.rows);
         (logits, x, trace)
     }
 
@@ -405,7 +405,7 @@ impl TinyGptPolicy {
         let mut host: Option<GptParams> = None;
         let mut grads = self.pending.gradients(model, loss, |trace, d_logits| {
             let g = host.get_or_insert_with(|| trace.params().zeros_like());
-            gpt_train::backward(trace, d_logits, g);
+            gpt_train::backward_split(trace, d_logits, g);
         });
         if let Some(host) = host {
             for (p, g) in model.param_refs().iter().zip(host.into_flat()) {

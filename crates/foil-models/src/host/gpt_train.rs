@@ -11,6 +11,8 @@
 //! The backward pass is the chain rule through those lines in reverse, with the per-op
 //! derivatives of `foil_kernels::backprop`.
 
+use std::sync::Arc;
+
 use foil_kernels::backprop::{self as bp, Attention, Heads};
 use foil_kernels::pool::{give, give_all, take, zeroed};
 use rayon::prelude::*;
@@ -101,15 +103,50 @@ impl GptParams {
         flat
     }
 
+    /// Every tensor, in `param_refs` order.
+    fn tensors(&self) -> Vec<&Vec<f32>> {
+        let mut all = vec![&self.tok, &self.pos];
+        for b in &self.blocks {
+            all.extend([
+                &b.ln1_g, &b.ln1_b, &b.qkv_w, &b.qkv_b, &b.proj_w, &b.proj_b, &b.ln2_g, &b.ln2_b,
+                &b.fc1_w, &b.fc1_b, &b.fc2_w, &b.fc2_b,
+            ]);
+        }
+        all.extend([&self.lnf_g, &self.lnf_b, &self.head_w, &self.head_b]);
+        all
+    }
+
+    /// Every tensor, mutably, in `param_refs` order.
+    fn tensors_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        let mut all = vec![&mut self.tok, &mut self.pos];
+        for b in &mut self.blocks {
+            all.extend([
+                &mut b.ln1_g,
+                &mut b.ln1_b,
+                &mut b.qkv_w,
+                &mut b.qkv_b,
+                &mut b.proj_w,
+                &mut b.proj_b,
+                &mut b.ln2_g,
+                &mut b.ln2_b,
+                &mut b.fc1_w,
+                &mut b.fc1_b,
+                &mut b.fc2_w,
+                &mut b.fc2_b,
+            ]);
+        }
+        all.extend([
+            &mut self.lnf_g,
+            &mut self.lnf_b,
+            &mut self.head_w,
+            &mut self.head_b,
+        ]);
+        all
+    }
+
     /// The same shapes, all zeros (a gradient to accumulate into).
     pub fn zeros_like(&self) -> Self {
-        Self::from_flat(
-            self.clone()
-                .into_flat()
-                .into_iter()
-                .map(|v| zeroed(v.len()))
-                .collect(),
-        )
+        Self::from_flat(self.tensors().iter().map(|v| zeroed(v.len())).collect())
     }
 
     fn d(&self) -> usize {
@@ -146,7 +183,7 @@ struct BlockTrace {
 
 /// What a forward pass keeps for its backward pass, with the weights it ran with.
 pub struct GptTrace {
-    params: GptParams,
+    params: Arc<GptParams>,
     shape: GptShape,
     rows: usize,
     t: usize,
@@ -168,7 +205,7 @@ impl GptTrace {
 /// Logits `[rows·t, vocab]` of `tokens`/`positions` (`[rows, t]`, `valid` marking real
 /// tokens) and the trace of the pass.
 pub fn forward(
-    params: GptParams,
+    params: Arc<GptParams>,
     shape: GptShape,
     tokens: &[i64],
     positions: &[i64],
@@ -278,6 +315,92 @@ pub fn forward(
         lnf_stats,
     };
     (logits, trace)
+}
+
+/// A forward pass whose rows ran in groups, one per rayon thread, each group's products
+/// on its own thread ([`forward_split`]).
+pub struct GptPass {
+    groups: Vec<GptTrace>,
+}
+
+impl GptPass {
+    /// The weights the pass ran with.
+    pub fn params(&self) -> &GptParams {
+        &self.groups[0].params
+    }
+}
+
+/// [`forward`] with the batch's rows split into contiguous groups, one per rayon thread
+/// (at most one per row), run side by side with each group's products kept on its own
+/// thread ([`bp::on_one_thread`]). Same logits: every row's pass is independent of the
+/// others. Why: two threads splitting every product synchronise several hundred times per
+/// step; two groups synchronise twice.
+pub fn forward_split(
+    params: GptParams,
+    shape: GptShape,
+    tokens: &[i64],
+    positions: &[i64],
+    valid: &[bool],
+    rows: usize,
+) -> (Vec<f32>, GptPass) {
+    let t = tokens.len() / rows.max(1);
+    let parts = rayon::current_num_threads().clamp(1, rows.max(1));
+    let params = Arc::new(params);
+    let run = |g: usize| {
+        let r = rows * g / parts..rows * (g + 1) / parts;
+        let cols = r.start * t..r.end * t;
+        bp::on_one_thread(|| {
+            forward(
+                params.clone(),
+                shape,
+                &tokens[cols.clone()],
+                &positions[cols.clone()],
+                &valid[cols],
+                r.len(),
+            )
+        })
+    };
+    let (logits, groups): (Vec<Vec<f32>>, Vec<GptTrace>) = if parts == 1 {
+        std::iter::once(run(0)).unzip()
+    } else {
+        (0..parts).into_par_iter().map(run).unzip()
+    };
+    let mut all = take(tokens.len() * params.vocab());
+    let mut at = 0;
+    for mut l in logits {
+        all[at..at + l.len()].copy_from_slice(&l);
+        at += l.len();
+        give(std::mem::take(&mut l));
+    }
+    (all, GptPass { groups })
+}
+
+/// [`backward`] of a [`forward_split`] pass: each group's backward pass on its own thread
+/// from its rows of `d_logits`, the groups' gradients then summed into `grads`.
+pub fn backward_split(pass: &GptPass, d_logits: &[f32], grads: &mut GptParams) {
+    let vocab = pass.params().vocab();
+    let mut extra: Vec<GptParams> = pass.groups[1..]
+        .iter()
+        .map(|_| grads.zeros_like())
+        .collect();
+    let mut at = 0;
+    let mut jobs = Vec::with_capacity(pass.groups.len());
+    let targets = std::iter::once(&mut *grads).chain(extra.iter_mut());
+    for (trace, g) in pass.groups.iter().zip(targets) {
+        let len = trace.rows * trace.t * vocab;
+        jobs.push((trace, &d_logits[at..at + len], g));
+        at += len;
+    }
+    jobs.into_par_iter()
+        .for_each(|(trace, d, g)| bp::on_one_thread(|| backward(trace, d, g)));
+    for part in &extra {
+        for (g, p) in grads.tensors_mut().into_iter().zip(part.tensors()) {
+            add_par(g, p);
+        }
+    }
+    for part in extra {
+        give_all(&mut part.into_flat());
+    }
 }
 
 /// Adds to `grads` the gradient of the loss with respect to every parameter, given its
