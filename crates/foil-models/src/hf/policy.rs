@@ -23,7 +23,7 @@ use super::decoder::{HfCache, HfDecoder};
 use super::lora::LoraConfig;
 use super::{gguf, gguf_export, weights};
 use crate::host::decoder::HostDecoder;
-use crate::host::decoder_train::{self, DecoderParams, DecoderTrace};
+use crate::host::decoder_train::{self, DecoderParams, DecoderPass};
 use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
 use crate::host::{decode_tensors, prefill_tensors, use_host_decode};
 use crate::trainable::{self, Adam};
@@ -246,7 +246,7 @@ pub struct HfPolicy {
     /// Forward and backward passes on the host (CPU devices; `crate::host::train`).
     host_train: bool,
     /// The host forward passes since the last step.
-    pending: Pending<DecoderTrace>,
+    pending: Pending<DecoderPass>,
     device: Device,
     config: HfConfig,
     /// Where the weights came from (for the tokenizer files of an export).
@@ -271,7 +271,7 @@ impl HfPolicy {
     }
 
     /// A host forward pass: its logits `[rows·t, vocab]`, its input and its trace.
-    fn host_pass(&self, input: &SeqInput) -> (Vec<f32>, HostInput, DecoderTrace) {
+    fn host_pass(&self, input: &SeqInput) -> (Vec<f32>, HostInput, DecoderPass) {
         let (layout, refs) = self.model().host_params();
         let params = std::sync::Arc::new(DecoderParams {
             layout,
@@ -280,7 +280,7 @@ impl HfPolicy {
         });
         let x = HostInput::new(input);
         let (logits, trace) =
-            decoder_train::forward(params, &x.tokens, &x.positions, &x.valid, x.rows);
+            decoder_train::forward_split(params, &x.tokens, &x.positions, &x.valid, x.rows);
         (logits, x, trace)
     }
 
@@ -291,7 +291,7 @@ impl HfPolicy {
         let mut host: Option<Vec<Vec<f32>>> = None;
         let mut grads = self.pending.gradients(model, loss, |trace, d_logits| {
             let g = host.get_or_insert_with(|| trace.params().zero_grads());
-            decoder_train::backward(trace, d_logits, g);
+            decoder_train::backward_split(trace, d_logits, g);
         });
         if let Some(host) = host {
             let (_, refs) = model.host_params();

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use foil_kernels::backprop::{self as bp, Attention, Heads, Mat};
 use foil_kernels::pool::{give, give_all, take, zeroed};
 
+use super::train::{concat, per_row_group};
+
 /// A projection: indices of its tensors in the flat parameter list.
 #[derive(Clone, Copy, Debug)]
 pub struct ProjIdx {
@@ -443,6 +445,29 @@ pub fn token_logprobs(
     rows: usize,
     targets: &[i64],
 ) -> Vec<f32> {
+    let t = tokens.len() / rows.max(1);
+    concat(per_row_group(rows, |r| {
+        let cols = r.start * t..r.end * t;
+        group_logprobs(
+            p,
+            &tokens[cols.clone()],
+            &positions[cols.clone()],
+            &valid[cols],
+            r.len(),
+            &targets[r.start * (t - 1)..r.end * (t - 1)],
+        )
+    }))
+}
+
+/// [`token_logprobs`] of one row group.
+fn group_logprobs(
+    p: &DecoderParams,
+    tokens: &[i64],
+    positions: &[i64],
+    valid: &[bool],
+    rows: usize,
+    targets: &[i64],
+) -> Vec<f32> {
     let (d, vocab) = (p.d(), p.vocab());
     let ids: Vec<usize> = tokens.iter().map(|&x| x as usize).collect();
     let m = ids.len();
@@ -479,6 +504,72 @@ pub fn token_logprobs(
     give_all([&mut nf, &mut rho, &mut logits]);
     give(x);
     out
+}
+
+/// A forward pass whose rows ran in groups side by side ([`forward_split`]).
+pub struct DecoderPass {
+    groups: Vec<DecoderTrace>,
+}
+
+impl DecoderPass {
+    /// The weights the pass ran with.
+    pub fn params(&self) -> &DecoderParams {
+        &self.groups[0].params
+    }
+}
+
+/// [`forward`] over the batch's row groups side by side (`super::train::per_row_group`).
+pub fn forward_split(
+    params: Arc<DecoderParams>,
+    tokens: &[i64],
+    positions: &[i64],
+    valid: &[bool],
+    rows: usize,
+) -> (Vec<f32>, DecoderPass) {
+    let t = tokens.len() / rows.max(1);
+    let (logits, groups): (Vec<Vec<f32>>, Vec<DecoderTrace>) = per_row_group(rows, |r| {
+        let cols = r.start * t..r.end * t;
+        forward(
+            params.clone(),
+            &tokens[cols.clone()],
+            &positions[cols.clone()],
+            &valid[cols],
+            r.len(),
+        )
+    })
+    .into_iter()
+    .unzip();
+    (concat(logits), DecoderPass { groups })
+}
+
+/// [`backward`] of a [`forward_split`] pass: each group's backward pass on its own thread
+/// from its rows of `d_logits`, the groups' gradients then summed into `grads`.
+pub fn backward_split(pass: &DecoderPass, d_logits: &[f32], grads: &mut [Vec<f32>]) {
+    use rayon::prelude::*;
+    let vocab = pass.params().vocab();
+    let mut extra: Vec<Vec<Vec<f32>>> = pass.groups[1..]
+        .iter()
+        .map(|_| pass.params().zero_grads())
+        .collect();
+    {
+        let mut at = 0;
+        let mut jobs = Vec::with_capacity(pass.groups.len());
+        let targets = std::iter::once(&mut *grads).chain(extra.iter_mut().map(Vec::as_mut_slice));
+        for (trace, g) in pass.groups.iter().zip(targets) {
+            let len = trace.rows * trace.t * vocab;
+            jobs.push((trace, &d_logits[at..at + len], g));
+            at += len;
+        }
+        jobs.into_par_iter().for_each(|(trace, d, g)| {
+            foil_kernels::backprop::on_one_thread(|| backward(trace, d, g))
+        });
+    }
+    for mut part in extra {
+        for (g, p) in grads.iter_mut().zip(&part) {
+            g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        give_all(&mut part);
+    }
 }
 
 /// Adds to `grads` (from [`DecoderParams::zero_grads`]) the gradient of the loss with

@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use foil_kernels::backprop::{self as bp, Attention, Heads};
 use foil_kernels::pool::{give, give_all, take, zeroed};
+
+use super::train::{concat, per_row_group};
 use rayon::prelude::*;
 
 /// Tensors per block in `TinyGptModel::param_refs` order.
@@ -330,11 +332,7 @@ impl GptPass {
     }
 }
 
-/// [`forward`] with the batch's rows split into contiguous groups, one per rayon thread
-/// (at most one per row), run side by side with each group's products kept on its own
-/// thread ([`bp::on_one_thread`]). Same logits: every row's pass is independent of the
-/// others. Why: two threads splitting every product synchronise several hundred times per
-/// step; two groups synchronise twice.
+/// [`forward`] over the batch's row groups side by side (`super::train::per_row_group`).
 pub fn forward_split(
     params: GptParams,
     shape: GptShape,
@@ -344,35 +342,21 @@ pub fn forward_split(
     rows: usize,
 ) -> (Vec<f32>, GptPass) {
     let t = tokens.len() / rows.max(1);
-    let parts = rayon::current_num_threads().clamp(1, rows.max(1));
     let params = Arc::new(params);
-    let run = |g: usize| {
-        let r = rows * g / parts..rows * (g + 1) / parts;
+    let (logits, groups): (Vec<Vec<f32>>, Vec<GptTrace>) = per_row_group(rows, |r| {
         let cols = r.start * t..r.end * t;
-        bp::on_one_thread(|| {
-            forward(
-                params.clone(),
-                shape,
-                &tokens[cols.clone()],
-                &positions[cols.clone()],
-                &valid[cols],
-                r.len(),
-            )
-        })
-    };
-    let (logits, groups): (Vec<Vec<f32>>, Vec<GptTrace>) = if parts == 1 {
-        std::iter::once(run(0)).unzip()
-    } else {
-        (0..parts).into_par_iter().map(run).unzip()
-    };
-    let mut all = take(tokens.len() * params.vocab());
-    let mut at = 0;
-    for mut l in logits {
-        all[at..at + l.len()].copy_from_slice(&l);
-        at += l.len();
-        give(std::mem::take(&mut l));
-    }
-    (all, GptPass { groups })
+        forward(
+            params.clone(),
+            shape,
+            &tokens[cols.clone()],
+            &positions[cols.clone()],
+            &valid[cols],
+            r.len(),
+        )
+    })
+    .into_iter()
+    .unzip();
+    (concat(logits), GptPass { groups })
 }
 
 /// [`backward`] of a [`forward_split`] pass: each group's backward pass on its own thread

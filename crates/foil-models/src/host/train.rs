@@ -32,6 +32,47 @@ pub fn use_host_train(device: &Device) -> bool {
         && std::env::var("FOIL_BURN_TRAIN").map_or(true, |v| v == "0" || v.is_empty())
 }
 
+/// `f(rows)` for the batch's rows split into contiguous groups, one per rayon thread (at
+/// most one per row), run side by side with each group's products kept on its own thread
+/// (`foil_kernels::backprop::on_one_thread`); the results in row order.
+///
+/// Why: two threads splitting every product of a pass synchronise several hundred times
+/// per step; two row groups synchronise twice (train step of the baseline GPT 525–553 →
+/// 497–502 ms, `docs/benchmarks.md`, session 8). A row's pass does not depend on the
+/// other rows, so the outputs are the same.
+pub fn per_row_group<R: Send>(
+    rows: usize,
+    f: impl Fn(std::ops::Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    let parts = rayon::current_num_threads().clamp(1, rows.max(1));
+    let run = |g: usize| {
+        let r = rows * g / parts..rows * (g + 1) / parts;
+        foil_kernels::backprop::on_one_thread(|| f(r))
+    };
+    if parts == 1 {
+        vec![run(0)]
+    } else {
+        (0..parts).into_par_iter().map(run).collect()
+    }
+}
+
+/// The row groups' outputs, one after another, in one buffer (from the pool; the parts
+/// go back to it).
+pub fn concat(parts: Vec<Vec<f32>>) -> Vec<f32> {
+    if parts.len() == 1 {
+        return parts.into_iter().next().expect("one part");
+    }
+    let mut all = foil_kernels::pool::take(parts.iter().map(Vec::len).sum());
+    let mut at = 0;
+    for p in parts {
+        all[at..at + p.len()].copy_from_slice(&p);
+        at += p.len();
+        foil_kernels::pool::give(p);
+    }
+    all
+}
+
 /// A batch's token ids, positions and real-token flags, row-major `[rows, t]`, read back
 /// from its tensors.
 pub struct HostInput {
