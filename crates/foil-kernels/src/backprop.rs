@@ -83,6 +83,38 @@ fn product(
     accumulate: bool,
     a: Mat,
     b: Mat,
+    dims: [usize; 3],
+    threads: bool,
+) {
+    let out = OutRaw {
+        ptr: out.as_mut_ptr(),
+        len: out.len(),
+        rs: out_rs,
+    };
+    // SAFETY: `out` is borrowed mutably for the whole call, so no one else touches it.
+    unsafe { product_raw(out, accumulate, a, b, dims, threads) }
+}
+
+/// Where a product writes: the `len` values from `ptr`, its rows `rs` apart.
+#[derive(Clone, Copy)]
+struct OutRaw {
+    ptr: *mut f32,
+    len: usize,
+    rs: usize,
+}
+
+/// [`product`] into a destination that other threads write beside (the attention heads
+/// that interleave in one buffer).
+///
+/// # Safety
+/// `out.ptr` is valid for reads and writes of `out.len` values, and while this runs no
+/// other thread reads or writes the `m × n` values this product writes (row `r`, column
+/// `c` at `r·out.rs + c`).
+unsafe fn product_raw(
+    out: OutRaw,
+    accumulate: bool,
+    a: Mat,
+    b: Mat,
     [m, k, n]: [usize; 3],
     threads: bool,
 ) {
@@ -90,13 +122,16 @@ fn product(
         return;
     }
     assert!(
-        out_rs >= n && out.len() > (m - 1) * out_rs + n - 1,
+        out.rs >= n && out.len > (m - 1) * out.rs + n - 1,
         "out [{m}, {n}]"
     );
     if k == 0 {
         if !accumulate {
             for r in 0..m {
-                out[r * out_rs..r * out_rs + n].fill(0.0);
+                for c in 0..n {
+                    // SAFETY: within `out.len` (asserted above) and ours (the caller's promise)
+                    unsafe { *out.ptr.add(r * out.rs + c) = 0.0 };
+                }
             }
         }
         return;
@@ -109,17 +144,17 @@ fn product(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: every index the product reads or writes is within the slices (asserted
-    // above: the largest is the last element of each view), and `out` is borrowed mutably
-    // so nothing else reads it meanwhile.
+    // SAFETY: every index the product reads or writes is within the views (asserted
+    // above: the largest is the last element of each), and the values it writes are its
+    // own (the caller's promise).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out.ptr,
             1,
-            out_rs as isize,
+            out.rs as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,
@@ -601,17 +636,34 @@ pub struct Attention {
     pub dh: usize,
 }
 
-/// A pointer shared by tasks that write disjoint parts of one buffer.
+/// A buffer shared by tasks that write disjoint parts of it (attention heads interleave
+/// in their rows), as a pointer and a length: no task holds a `&mut` to it.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+struct Shared {
+    ptr: *mut f32,
+    len: usize,
+}
 // SAFETY: only the attention kernels below make one, and their tasks write disjoint parts.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    /// The pointer `at` values in (a method, so that closures capture the whole `Shared`).
-    fn at(self, at: usize) -> *mut f32 {
-        self.0.wrapping_add(at)
+    fn new(buf: &mut [f32]) -> Self {
+        Self {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+        }
+    }
+
+    /// The part from value `at` on, its rows `rs` apart (a method, so that closures
+    /// capture the whole `Shared`).
+    fn from(self, at: usize, rs: usize) -> OutRaw {
+        assert!(at < self.len, "offset {at} in a buffer of {}", self.len);
+        OutRaw {
+            ptr: self.ptr.wrapping_add(at),
+            len: self.len - at,
+            rs,
+        }
     }
 }
 
@@ -696,7 +748,7 @@ impl Attention {
         self.check(&[q], hq);
         self.check(&[k, v], self.kv_heads);
         let scale = 1.0 / (dh as f32).sqrt();
-        let out_ptr = Shared(out.as_mut_ptr());
+        let out_buf = Shared::new(out);
         probs
             .par_chunks_mut(t * t)
             .enumerate()
@@ -723,15 +775,10 @@ impl Attention {
                     causal_softmax(&mut p[i * t..(i + 1) * t], i, &key_bias, scale);
                 }
                 let vm = self.head(v, base, g);
+                let o = out_buf.from(base * width + h * dh, width);
                 // SAFETY: this task writes only rows base..base+t, columns h·dh..(h+1)·dh
-                // of `out` (asserted to hold rows·t·width values); no other task does.
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out_ptr.at(base * width + h * dh),
-                        (t - 1) * width + dh,
-                    )
-                };
-                product(o, width, false, Mat::rows(p, t), vm, [t, t, dh], false);
+                // of `out`, which no other task writes; `out` outlives the tasks.
+                unsafe { product_raw(o, false, Mat::rows(p, t), vm, [t, t, dh], false) };
             });
     }
 
@@ -760,24 +807,15 @@ impl Attention {
         self.check(&[q], hq);
         self.check(&[k, v], hk);
         let scale = 1.0 / (dh as f32).sqrt();
-        let (dq_p, dk_p, dv_p) = (
-            Shared(dq.as_mut_ptr()),
-            Shared(dk.as_mut_ptr()),
-            Shared(dv.as_mut_ptr()),
-        );
+        let (dq_buf, dk_buf, dv_buf) = (Shared::new(dq), Shared::new(dk), Shared::new(dv));
         (0..self.rows * hk).into_par_iter().for_each(|task| {
             let (r, g) = (task / hk, task % hk);
             let base = r * t;
             let (km, vm) = (self.head(k, base, g), self.head(v, base, g));
-            // SAFETY: this task writes rows base..base+t of dk/dv at columns
-            // g·dh..(g+1)·dh, and of dq at the columns of the query heads of group g;
-            // the buffers hold m·width values (asserted) and no other task writes there.
-            let (dk_g, dv_g) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(dk_p.at(base * kw + g * dh), (t - 1) * kw + dh),
-                    std::slice::from_raw_parts_mut(dv_p.at(base * kw + g * dh), (t - 1) * kw + dh),
-                )
-            };
+            // this task writes rows base..base+t of dk/dv at columns g·dh..(g+1)·dh, and of
+            // dq at the columns of the query heads of group g; no other task writes there
+            let dk_g = dk_buf.from(base * kw + g * dh, kw);
+            let dv_g = dv_buf.from(base * kw + g * dh, kw);
             let mut ds = vec![0f32; t * t];
             for (n, h) in (g * self.group()..(g + 1) * self.group()).enumerate() {
                 let p = &probs[(r * hq + h) * t * t..][..t * t];
@@ -787,7 +825,8 @@ impl Attention {
                     cs: 1,
                 };
                 // dV += Pᵀ·dO
-                product(dv_g, kw, n > 0, Mat::cols(p, t), d_o, [t, t, dh], false);
+                // SAFETY (here and below): the parts written are this task's (see above)
+                unsafe { product_raw(dv_g, n > 0, Mat::cols(p, t), d_o, [t, t, dh], false) };
                 // dP = dO·Vᵀ, then dS in place
                 product(
                     &mut ds,
@@ -807,12 +846,10 @@ impl Attention {
                 }
                 let qm = self.head(q, base, h);
                 // dK += dSᵀ·Q (scale folded into dS)
-                product(dk_g, kw, n > 0, Mat::cols(&ds, t), qm, [t, t, dh], false);
+                unsafe { product_raw(dk_g, n > 0, Mat::cols(&ds, t), qm, [t, t, dh], false) };
                 // dQ = dS·K
-                let dq_h = unsafe {
-                    std::slice::from_raw_parts_mut(dq_p.at(base * qw + h * dh), (t - 1) * qw + dh)
-                };
-                product(dq_h, qw, false, Mat::rows(&ds, t), km, [t, t, dh], false);
+                let dq_h = dq_buf.from(base * qw + h * dh, qw);
+                unsafe { product_raw(dq_h, false, Mat::rows(&ds, t), km, [t, t, dh], false) };
             }
         });
     }

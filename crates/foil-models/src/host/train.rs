@@ -175,6 +175,10 @@ struct Traced<T> {
 }
 
 /// The host forward passes of a policy since its last step, waiting for their gradients.
+///
+/// Each keeps its trace (every activation of the pass) until the next `Policy::step` or
+/// `load`, whether or not a loss reads it: a caller that runs `Policy::forward` for
+/// evaluation should use `Policy::inference()` instead, which keeps nothing.
 pub struct Pending<T> {
     passes: Mutex<Vec<Traced<T>>>,
 }
