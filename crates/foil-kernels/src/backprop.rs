@@ -252,21 +252,19 @@ const SUM_ROWS: usize = 256;
 /// a bias's or a norm's γ).
 fn sum_over_rows(m: usize, out: &mut [f32], f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
     let width = out.len();
-    let total = (0..m.div_ceil(SUM_ROWS))
+    // partial sums collected in block order and added in that order: the same rounding
+    // on every run (rayon's `reduce` would pair them as its work-stealing splits fell)
+    let parts: Vec<Vec<f32>> = (0..m.div_ceil(SUM_ROWS))
         .into_par_iter()
         .map(|b| {
             let mut acc = vec![0f32; width];
             f(b * SUM_ROWS..((b + 1) * SUM_ROWS).min(m), &mut acc);
             acc
         })
-        .reduce(
-            || vec![0f32; width],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
-    out.iter_mut().zip(&total).for_each(|(o, t)| *o += t);
+        .collect();
+    for part in parts {
+        out.iter_mut().zip(&part).for_each(|(o, p)| *o += p);
+    }
 }
 
 /// Rows handed to one rayon task by the row-wise kernels.
