@@ -23,7 +23,6 @@ use rayon::prelude::*;
 const PER_BLOCK: usize = 12;
 
 /// One block's parameters (or their gradients), burn's layouts: weights `[d_in, d_out]`.
-#[derive(Clone)]
 pub struct BlockParams {
     pub ln1_g: Vec<f32>,
     pub ln1_b: Vec<f32>,
@@ -42,7 +41,6 @@ pub struct BlockParams {
 /// Every parameter of a `tiny_gpt` (or its gradient), in `TinyGptModel::param_refs`
 /// order: `tok, pos, [ln1 γ β, qkv w b, proj w b, ln2 γ β, fc1 w b, fc2 w b]·layers,
 /// ln_f γ β, head w b`.
-#[derive(Clone)]
 pub struct GptParams {
     pub tok: Vec<f32>,
     pub pos: Vec<f32>,
@@ -93,16 +91,8 @@ impl GptParams {
     }
 
     /// The flat list in `param_refs` order.
-    pub fn into_flat(self) -> Vec<Vec<f32>> {
-        let mut flat = vec![self.tok, self.pos];
-        for b in self.blocks {
-            flat.extend([
-                b.ln1_g, b.ln1_b, b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.ln2_g, b.ln2_b, b.fc1_w,
-                b.fc1_b, b.fc2_w, b.fc2_b,
-            ]);
-        }
-        flat.extend([self.lnf_g, self.lnf_b, self.head_w, self.head_b]);
-        flat
+    pub fn into_flat(mut self) -> Vec<Vec<f32>> {
+        self.tensors_mut().into_iter().map(std::mem::take).collect()
     }
 
     /// Every tensor, in `param_refs` order.

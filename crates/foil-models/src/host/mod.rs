@@ -78,14 +78,9 @@ pub fn prefill_tensors(
     input: &foil_core::batch::SeqInput,
     device: &foil_core::backend::Device,
 ) -> (Tensor<FB, 2>, foil_core::policy::DecodeCache) {
-    let rows = input.tokens.dims()[0];
-    let valid: Vec<bool> = ids(input.key_valid.clone().int())
-        .iter()
-        .map(|&v| v != 0)
-        .collect();
-    let (tokens, positions) = (ids(input.tokens.clone()), ids(input.positions.clone()));
-    let (logits, cache) = model.prefill(&tokens, &positions, &valid, rows);
-    (logits_tensor(logits, rows, device), Box::new(cache))
+    let x = train::HostInput::new(input);
+    let (logits, cache) = model.prefill(&x.tokens, &x.positions, &x.valid, x.rows);
+    (logits_tensor(logits, x.rows, device), Box::new(cache))
 }
 
 /// [`HostModel::decode`] for an `InferenceModel`.
