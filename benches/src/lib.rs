@@ -35,6 +35,7 @@ pub fn policy(task: &TaskData, device: &str) -> Box<dyn Policy> {
         context: 48,
         mlp_ratio: 4,
         init_seed: 0,
+        precision: Default::default(),
     }
     .build(task.tokenizer.vocab_size(), &d, 0)
     .unwrap()
@@ -59,6 +60,7 @@ pub const BASE_GPT: TinyGpt = TinyGpt {
     context: 128,
     mlp_ratio: 4,
     init_seed: 0,
+    precision: foil_models::precision::Precision::F32,
 };
 /// Vocabulary of the baseline GPT.
 pub const BASE_VOCAB: usize = 512;
@@ -106,20 +108,7 @@ impl foil_core::Tokenizer for IdTokenizer {
     }
 }
 
-/// Deterministic pseudo-random ids in `1..vocab` (splitmix64), `n` of them.
-pub fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            1 + (z % (vocab as u64 - 1)) as u32
-        })
-        .collect()
-}
+pub use foil::bench::random_ids;
 
 /// The baseline GPT, randomly initialised, on `device` (`cpu` = flex).
 pub fn base_gpt(device: &str) -> anyhow::Result<Box<dyn Policy>> {

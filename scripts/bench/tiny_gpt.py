@@ -39,7 +39,7 @@ class Block(nn.Module):
             v = torch.cat([cache["v"], v], dim=2)
         if cache is not None:
             cache["k"], cache["v"] = k, v
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         x = x + self.proj(y.transpose(1, 2).reshape(n, t, d))
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
 
@@ -64,7 +64,7 @@ class TinyGpt(nn.Module):
         n, t = tokens.shape
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         key_bias = ((valid.float() - 1.0) * 1e9).reshape(n, 1, 1, t)
-        causal = torch.full((t, t), -1e9).triu(1).reshape(1, 1, t, t)
+        causal = torch.full((t, t), -1e9, device=tokens.device).triu(1).reshape(1, 1, t, t)
         bias = causal + key_bias
         h = self.embed(tokens, positions)
         for i, b in enumerate(self.blocks):
@@ -74,7 +74,7 @@ class TinyGpt(nn.Module):
     def decode(self, caches, key_bias, tokens, positions):
         """One step: tokens/positions [n, 1]. Returns logits [n, V] and the grown key bias."""
         n = tokens.shape[0]
-        key_bias = torch.cat([key_bias, torch.zeros(n, 1, 1, 1)], dim=3)
+        key_bias = torch.cat([key_bias, key_bias.new_zeros(n, 1, 1, 1)], dim=3)
         h = self.embed(tokens, positions)
         for b, c in zip(self.blocks, caches):
             h = b(h, key_bias, c)

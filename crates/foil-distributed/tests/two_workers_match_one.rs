@@ -40,6 +40,7 @@ fn policy() -> Box<dyn Policy> {
         context: 8,
         mlp_ratio: 2,
         init_seed: 0,
+        precision: Default::default(),
     };
     let mut p = cfg
         .build(VOCAB, &parse_device("cpu").unwrap(), SEED)

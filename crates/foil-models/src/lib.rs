@@ -4,6 +4,7 @@
 //! procedural tasks and the reproduction checks.
 
 pub mod host;
+pub mod precision;
 pub mod tiny_gpt;
 pub mod trainable;
 

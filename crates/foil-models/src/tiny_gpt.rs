@@ -21,7 +21,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, DType, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use foil_core::backend::{B as FB, Device, inner_device, materialize, train_device, with_seed};
@@ -33,6 +33,7 @@ use crate::host::gpt::{GptBlock, HostGpt};
 use crate::host::gpt_train::{self, GptParams, GptPass, GptShape};
 use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
 use crate::host::{Dense, Norm, decode_tensors, prefill_tensors, use_host_decode};
+use crate::precision::{Precision, working_copy};
 use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
@@ -54,6 +55,9 @@ pub struct TinyGpt {
     pub mlp_ratio: usize,
     /// Extra initialisation seed, mixed with the run seed.
     pub init_seed: u64,
+    /// `f32`, or `bf16`: mixed precision, bf16 passes over f32 master weights and AdamW
+    /// state (`crate::precision`; for GPUs, where bf16 runs on tensor cores).
+    pub precision: Precision,
 }
 
 impl Default for TinyGpt {
@@ -65,6 +69,7 @@ impl Default for TinyGpt {
             context: 96,
             mlp_ratio: 4,
             init_seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -102,7 +107,9 @@ impl PolicyConfig for TinyGpt {
         Ok(Box::new(TinyGptPolicy {
             optim: AdamWConfig::new().init(),
             model: Some(model),
-            host_train: use_host_train(&train),
+            // the host passes are f32: bf16 passes run through burn on any device
+            host_train: use_host_train(&train) && self.precision == Precision::F32,
+            precision: self.precision,
             pending: Pending::default(),
             device: train,
         }))
@@ -366,6 +373,8 @@ pub struct TinyGptPolicy {
     host_train: bool,
     /// The host forward passes since the last step.
     pending: Pending<GptPass>,
+    /// The dtype of burn's training passes (the weights stay f32).
+    precision: Precision,
     device: Device,
 }
 
@@ -421,11 +430,13 @@ impl Policy for TinyGptPolicy {
         if self.host_train {
             return self.host_forward(input);
         }
-        self.model().forward(
-            input.tokens.clone(),
-            input.positions.clone(),
-            input.key_valid.clone(),
-        )
+        working_copy(self.model(), self.precision)
+            .forward(
+                input.tokens.clone(),
+                input.positions.clone(),
+                input.key_valid.clone(),
+            )
+            .cast(DType::F32)
     }
 
     fn token_logprobs(&self, input: &SeqInput, targets: Tensor<FB, 2, Int>) -> Tensor<FB, 2> {
@@ -577,6 +588,7 @@ mod tests {
             context: 32,
             mlp_ratio: 2,
             init_seed: 3,
+            precision: Default::default(),
         }
     }
 
@@ -632,6 +644,10 @@ mod tests {
 
     /// `small()` as a policy on the CPU, training on the host or through burn's autodiff.
     fn policy_on(host_train: bool) -> TinyGptPolicy {
+        policy_in(host_train, Precision::F32)
+    }
+
+    fn policy_in(host_train: bool, precision: Precision) -> TinyGptPolicy {
         let device = train_device(&parse_device("cpu").unwrap());
         let model = with_seed(&device, 7, || {
             materialize(small().init_model::<FB>(11, &device))
@@ -641,6 +657,7 @@ mod tests {
             optim: AdamWConfig::new().init(),
             host_train,
             pending: Pending::default(),
+            precision,
             device,
         }
     }
@@ -694,6 +711,38 @@ mod tests {
             }
         }
         assert!(a.pending.passes_is_empty());
+    }
+
+    /// `precision: bf16` computes in bf16 and updates f32 weights:
+    /// - its logits are f32 and near the f32 policy's (bf16 keeps 8 significant bits,
+    ///   a relative 2⁻⁹ per rounding: within 2% of the largest logit after a few layers),
+    ///   but not equal to them, which they would be if the passes stayed f32;
+    /// - its gradients point the same way as the f32 policy's (cosine > 0.99 per tensor);
+    /// - after an AdamW step the weights are still f32 and moved.
+    #[test]
+    fn bf16_mixed_precision_trains_f32_weights_with_bf16_passes() {
+        let (f32p, mut bf16p) = (policy_in(false, Precision::F32), policy_in(false, Precision::Bf16));
+        let gap = testing::relative_logit_gap(&f32p, &bf16p);
+        assert!(gap > 1e-6 && gap < 2e-2, "max |Δlogit| / max |logit| = {gap}");
+        let input = SeqBatch::left_padded(&[vec![1, 2]], 0).to_input(&bf16p.device());
+        assert_eq!(bf16p.forward(&input).dtype(), DType::F32, "logits reach the loss in f32");
+
+        let want = trainable::gradients(f32p.model(), weighted_nll(&f32p, false));
+        let got = trainable::gradients(bf16p.model(), weighted_nll(&bf16p, false));
+        let (a, b) = (f32p.model().param_refs(), bf16p.model().param_refs());
+        let cosines = testing::gradient_cosines(&a, &want, &b, &got);
+        assert_eq!(cosines.len(), 2 + 12 * 2 + 4);
+        assert!(cosines.iter().all(|&c| c > 0.99), "{cosines:?}");
+
+        let before = bf16p.model().param_refs()[0].read();
+        bf16p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+        let loss = weighted_nll(&bf16p, false);
+        bf16p.step(loss, 1e-2).unwrap();
+        let model = bf16p.model();
+        assert_eq!(model.tok.weight.val().dtype(), DType::F32);
+        assert_eq!(model.blocks[0].qkv.weight.val().dtype(), DType::F32);
+        let after = model.param_refs()[0].read();
+        assert!(before.iter().zip(&after).any(|(x, y)| x != y));
     }
 
     #[test]

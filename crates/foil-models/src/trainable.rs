@@ -217,6 +217,8 @@ pub fn attend<B: Backend>(
     v: Tensor<B, 4>,
     bias: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
+    // the mask is built in f32; bf16 passes (`crate::precision`) add it in their dtype
+    let bias = bias.cast(q.dtype());
     burn::tensor::module::attention(
         q,
         k,
@@ -356,6 +358,7 @@ mod tests {
             context: 8,
             mlp_ratio: 2,
             init_seed: 0,
+            precision: Default::default(),
         };
         let model = with_seed(&device, 7, || materialize(cfg.init_model::<FB>(9, &device)));
         let rows: Vec<Vec<u32>> = vec![

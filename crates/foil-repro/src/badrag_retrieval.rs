@@ -140,6 +140,7 @@ pub fn one_seed(seed: u64, quick: bool) -> anyhow::Result<(Measured, Measured)> 
         context: 128,
         mlp_ratio: 4,
         init_seed: seed,
+        precision: Default::default(),
     };
     let policy = gpt.build(tok.vocab_size(), &device, seed)?;
     let model = policy.inference();

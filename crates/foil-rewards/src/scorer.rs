@@ -494,6 +494,7 @@ mod tests {
                 context: 16,
                 mlp_ratio: 2,
                 init_seed: 0,
+                precision: Default::default(),
             },
             vocab_size: 14,
             separator: "|".into(),

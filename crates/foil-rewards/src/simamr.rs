@@ -355,6 +355,7 @@ mod tests {
             context: 8,
             mlp_ratio: 2,
             init_seed: 0,
+            precision: Default::default(),
         };
         let text = SimAmrModel::init(&c, None, 12, &d, 3).unwrap();
         let gated = SimAmrModel::init(&c, Some(&c), 12, &d, 3).unwrap();

@@ -89,6 +89,7 @@ impl Default for DialogueEvaluator {
             context: 48,
             mlp_ratio: 2,
             init_seed: 0,
+            precision: Default::default(),
         };
         Self {
             label: "evaluator".into(),

@@ -143,6 +143,7 @@ impl Default for RewardModelStage {
                 context: 64,
                 mlp_ratio: 4,
                 init_seed: 0,
+                precision: Default::default(),
             },
             optimizer: OptimizerConfig::adamw(1e-3),
             prompts: 256,

@@ -16,6 +16,7 @@ pub fn tiny_model(vocab: usize, context: usize) -> Box<dyn InferenceModel> {
         context,
         mlp_ratio: 2,
         init_seed: 1,
+        precision: Default::default(),
     };
     gpt.build(vocab, &parse_device("cpu").unwrap(), 0)
         .unwrap()

@@ -94,6 +94,7 @@ fn samples_from_llama_cpp_server_with_smollm2() {
         context: 16,
         mlp_ratio: 2,
         init_seed: 0,
+        precision: Default::default(),
     }
     .build(
         task.tokenizer.vocab_size(),

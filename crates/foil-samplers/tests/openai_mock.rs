@@ -98,6 +98,7 @@ fn setup() -> (Box<dyn foil_core::policy::InferenceModel>, TaskData) {
         context: 40,
         mlp_ratio: 2,
         init_seed: 1,
+        precision: Default::default(),
     };
     let policy = gpt
         .build(
@@ -388,6 +389,7 @@ fn weight_sync_exports_the_policy_and_asks_the_server_to_reload() {
         context: 16,
         mlp_ratio: 2,
         init_seed: 0,
+        precision: Default::default(),
     }
     .build(
         task.tokenizer.vocab_size(),

@@ -378,6 +378,7 @@ mod tests {
             context: 16,
             mlp_ratio: 2,
             init_seed,
+            precision: Default::default(),
         }
         .build(12, &parse_device("cpu").unwrap(), 3)
         .unwrap();
@@ -554,6 +555,7 @@ mod tests {
                 context: 48,
                 mlp_ratio: 4,
                 init_seed: 0,
+                precision: Default::default(),
             }
             .build(24, &parse_device("cpu").unwrap(), 1)
             .unwrap();

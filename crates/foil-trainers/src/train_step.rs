@@ -94,6 +94,7 @@ mod tests {
             context: 16,
             mlp_ratio: 2,
             init_seed: 0,
+            precision: Default::default(),
         }
         .build(12, &parse_device("cpu").unwrap(), 3)
         .unwrap();
@@ -156,6 +157,7 @@ mod tests {
             context: 16,
             mlp_ratio: 2,
             init_seed: 1,
+            precision: Default::default(),
         }
         .build(12, &parse_device("cpu").unwrap(), 3)
         .unwrap();

@@ -2,6 +2,7 @@
 //! are present, and exposes [`link_all`] for binaries and tests that need the full
 //! registry.
 
+pub mod bench;
 pub mod export;
 pub mod generate;
 pub mod load;

@@ -98,6 +98,7 @@ pub fn inference_model(
             let hf = Hf {
                 path: p,
                 dtype,
+                precision: Default::default(),
                 context: None,
                 prompt: match chat {
                     Some(system) => PromptFormat::Chat { system },

@@ -26,6 +26,7 @@ use crate::host::decoder::HostDecoder;
 use crate::host::decoder_train::{self, DecoderParams, DecoderPass};
 use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
 use crate::host::{decode_tensors, prefill_tensors, use_host_decode};
+use crate::precision::{Precision, working_copy};
 use crate::trainable::{self, Adam};
 
 /// Parameter dtype.
@@ -47,6 +48,11 @@ pub struct Hf {
     /// Parameter dtype (`bf16` needs a GPU backend).
     #[serde(default)]
     pub dtype: Dtype,
+    /// Training passes: `f32`, or `bf16` mixed precision (bf16 passes over f32 master
+    /// weights and AdamW state; `crate::precision`). Unlike `dtype: bf16`, updates smaller
+    /// than a bf16 step are kept.
+    #[serde(default)]
+    pub precision: Precision,
     /// Longest sequence (prompt + response); defaults to min(max_position_embeddings, 2048).
     #[serde(default)]
     pub context: Option<usize>,
@@ -67,6 +73,7 @@ impl Default for Hf {
         Self {
             path: PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
             dtype: Dtype::F32,
+            precision: Precision::F32,
             context: None,
             prompt: PromptFormat::Raw,
             lora: None,
@@ -193,7 +200,11 @@ impl Hf {
         Ok(HfPolicy {
             model: Some(model),
             optim: AdamWConfig::new().init(),
-            host_train: use_host_train(&train),
+            // the host passes are f32: bf16 passes run through burn on any device
+            host_train: use_host_train(&train)
+                && self.dtype == Dtype::F32
+                && self.precision == Precision::F32,
+            precision: self.precision,
             pending: Pending::default(),
             device: train,
             config,
@@ -247,6 +258,8 @@ pub struct HfPolicy {
     host_train: bool,
     /// The host forward passes since the last step.
     pending: Pending<DecoderPass>,
+    /// The dtype of burn's training passes.
+    precision: Precision,
     device: Device,
     config: HfConfig,
     /// Where the weights came from (for the tokenizer files of an export).
@@ -331,11 +344,13 @@ impl Policy for HfPolicy {
         if self.host_train {
             return self.host_forward(input);
         }
-        self.model().forward(
-            input.tokens.clone(),
-            input.positions.clone(),
-            input.key_valid.clone(),
-        )
+        working_copy(self.model(), self.precision)
+            .forward(
+                input.tokens.clone(),
+                input.positions.clone(),
+                input.key_valid.clone(),
+            )
+            .cast(burn::tensor::DType::F32)
     }
 
     fn token_logprobs(&self, input: &SeqInput, targets: Tensor<FB, 2, Int>) -> Tensor<FB, 2> {
@@ -586,9 +601,19 @@ mod tests {
     use foil_core::backend::parse_device;
 
     fn policy(fixture: &str, lora: Option<LoraConfig>, host_train: bool) -> HfPolicy {
+        policy_in(fixture, lora, host_train, Precision::F32)
+    }
+
+    fn policy_in(
+        fixture: &str,
+        lora: Option<LoraConfig>,
+        host_train: bool,
+        precision: Precision,
+    ) -> HfPolicy {
         let hf: Hf = serde_json::from_value(serde_json::json!({
             "path": Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf").join(fixture),
             "lora": lora,
+            "precision": precision,
         }))
         .unwrap();
         let mut p = hf
@@ -648,6 +673,42 @@ mod tests {
                 refs.len()
             };
             assert_eq!(trained, expected, "{fixture}");
+        }
+    }
+
+    /// `precision: bf16` on a decoder with RoPE, grouped-query attention and q/k/v biases
+    /// (Qwen2), full fine-tuning and LoRA: logits near the f32 policy's but not equal (the
+    /// passes are bf16), gradients aligned with f32's (cosine > 0.99 per tensor), and an
+    /// AdamW step leaves f32 weights.
+    #[test]
+    fn bf16_mixed_precision_tracks_f32() {
+        let lora = LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            targets: super::super::lora::LORA_TARGETS.map(String::from).to_vec(),
+        };
+        for lora in [None, Some(lora)] {
+            let f32p = policy_in("qwen2", lora.clone(), false, Precision::F32);
+            let mut bf16p = policy_in("qwen2", lora.clone(), false, Precision::Bf16);
+            assert!(!bf16p.host_train, "bf16 passes run through burn");
+            let gap = testing::relative_logit_gap(&f32p, &bf16p);
+            assert!(gap > 1e-6 && gap < 2e-2, "max |Δlogit| / max |logit| = {gap}");
+            let want = trainable::gradients(f32p.model(), weighted_nll(&f32p, false));
+            let got = trainable::gradients(bf16p.model(), weighted_nll(&bf16p, false));
+            let (_, a) = f32p.model().host_params();
+            let (_, b) = bf16p.model().host_params();
+            let cosines = testing::gradient_cosines(&a, &want, &b, &got);
+            let trained = a.iter().filter(|p| p.trainable()).count();
+            // LoRA's A gets no gradient while B is 0 (its first step), so only B's count
+            let expected = if lora.is_some() { trained / 2 } else { trained };
+            assert_eq!(cosines.len(), expected, "lora {}", lora.is_some());
+            assert!(cosines.iter().all(|&c| c > 0.99), "{cosines:?}");
+
+            bf16p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
+            let loss = weighted_nll(&bf16p, false);
+            bf16p.step(loss, 1e-2).unwrap();
+            let (_, refs) = bf16p.model().host_params();
+            assert!(refs.iter().all(|p| p.dtype() == burn::tensor::DType::F32));
         }
     }
 }

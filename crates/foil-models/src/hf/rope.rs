@@ -130,9 +130,12 @@ impl<B: Backend> Rotation<B> {
     /// Rotates queries or keys laid out token-major, `[n, t, heads, d]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let heads = x.dims()[2];
-        let rotated =
-            crate::trainable::fold_rows(x.clone(), |rows| rows.matmul(self.rotate_half.clone()));
-        x * self.cos.clone().repeat_dim(2, heads) + rotated * self.sin.clone().repeat_dim(2, heads)
+        // the tables are f32; bf16 passes (`crate::precision`) rotate in their own dtype
+        let dtype = x.dtype();
+        let turn = self.rotate_half.clone().cast(dtype);
+        let rotated = crate::trainable::fold_rows(x.clone(), |rows| rows.matmul(turn));
+        let (cos, sin) = (self.cos.clone().cast(dtype), self.sin.clone().cast(dtype));
+        x * cos.repeat_dim(2, heads) + rotated * sin.repeat_dim(2, heads)
     }
 }
 

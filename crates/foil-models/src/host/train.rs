@@ -115,6 +115,14 @@ impl ParamRef<'_> {
         }
     }
 
+    /// The parameter's dtype (f32, or bf16 for `hf`'s `dtype: bf16`).
+    pub fn dtype(&self) -> burn::tensor::DType {
+        match self {
+            Self::Vector(p) => p.val().dtype(),
+            Self::Matrix(p) => p.val().dtype(),
+        }
+    }
+
     /// Whether the parameter takes gradients (frozen ones, e.g. base weights under LoRA,
     /// do not).
     pub fn trainable(&self) -> bool {
@@ -367,5 +375,36 @@ pub(crate) mod testing {
             }
         }
         trained
+    }
+
+    /// The largest |Δ| between two policies' logits on the same rows, over the largest
+    /// |logit| of `a`.
+    pub(crate) fn relative_logit_gap(a: &dyn Policy, b: &dyn Policy) -> f32 {
+        let input = SeqBatch::left_padded(&[vec![1, 2, 3, 4], vec![5, 6]], 0).to_input(&a.device());
+        let (x, y) = (to_vec(a.forward(&input)), to_vec(b.forward(&input)));
+        assert_eq!(x.len(), y.len());
+        let gap = x.iter().zip(&y).map(|(u, v)| (u - v).abs()).fold(0.0, f32::max);
+        gap / x.iter().fold(0.0f32, |m, u| m.max(u.abs()))
+    }
+
+    /// Cosine similarity of the gradients `a` and `b` of each parameter that has a
+    /// non-zero one in either (`a_refs`, `b_refs` list the same parameters of two models).
+    pub(crate) fn gradient_cosines(
+        a_refs: &[ParamRef],
+        a: &GradientsParams,
+        b_refs: &[ParamRef],
+        b: &GradientsParams,
+    ) -> Vec<f32> {
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        a_refs
+            .iter()
+            .zip(b_refs)
+            .filter_map(|(p, q)| Some((p.grad(a)?, q.grad(b)?)))
+            .filter(|(g, h)| g.iter().chain(h).any(|&x| x != 0.0))
+            .map(|(g, h)| {
+                let dot: f32 = g.iter().zip(&h).map(|(x, y)| x * y).sum();
+                dot / (norm(&g) * norm(&h)).max(1e-30)
+            })
+            .collect()
     }
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# One device call for issue 7's GPU targets, each side by side with PyTorch on the same
+# machine in the same call:
+#   1. matmul 8192² f32 / bf16: foil (burn) vs torch          (are bf16 tensor cores used?)
+#   2. train step, GPT d 1024 × 12 layers, 8 × 512 tokens, vocabulary 32000:
+#      foil f32 vs torch f32 (and TF32), foil bf16 mixed vs torch autocast bf16
+#   3. decode, SmolLM2-135M config, batch 8 and 64: foil generate vs transformers generate
+# Expects gpu-bin.tar.xz in the checkout root holding gpu-bin/foil (built here with
+# `cargo build -p foil --features cuda`, stripped). Results: $OUT/bench.jsonl (one JSON line
+# per measurement, "side": "foil" | "torch") and $OUT/log.txt. Needs ~6–8 minutes; each
+# step has its own timeout so one hang does not lose the rest.
+#
+#   run: bash scripts/device/gpu_bench.sh           (QUICK=1: matmul + train f32 only)
+#   smoke test on a CPU, with a foil binary in gpu-bin/:
+#        DEV=cpu SMOKE=1 QUICK=1 NO_TAR=1 bash scripts/device/gpu_bench.sh
+set -u
+DEV=${DEV:-cuda}
+N=8192; SIZE=""
+if [ -n "${SMOKE:-}" ]; then N=256; SIZE="--d-model 64 --layers 2 --heads 4 --vocab 512 --rows 2 --len 32"; fi
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
+exec > >(tee "$OUT/log.txt") 2>&1
+J="$OUT/bench.jsonl"
+date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+which nsys ncu 2>/dev/null
+[ -n "${NO_TAR:-}" ] || tar -xJf gpu-bin.tar.xz; ls -la gpu-bin
+FOIL=gpu-bin/foil
+
+# tag a JSON line with its side and append it to bench.jsonl
+keep() { python3 -c "import json,sys
+for l in sys.stdin:
+    l=l.strip()
+    if l.startswith('{'):
+        r=json.loads(l); r['side']='$1'; r['label']='$2'; print(json.dumps(r)); sys.stdout.flush()
+    elif l: print(l, file=sys.stderr)" | tee -a "$J"; }
+# run "$@" with a timeout and report its wall time and exit code on stderr
+t() { local lim=$1; shift; local s=$(date +%s.%N)
+      timeout "$lim" "$@"; local rc=$?
+      echo "   [$(python3 -c "print(round($(date +%s.%N)-$s,1))") s, rc $rc] $*" >&2; }
+
+echo "== 1. matmul $N²"
+for dt in f32 bf16; do
+  t 90 $FOIL bench matmul --device $DEV --n $N --dtype $dt --iters 10 | keep foil "matmul $dt"
+done
+t 60 python3 - $DEV $N <<'PY' | keep torch matmul
+import json, sys, time, torch
+dev, n = sys.argv[1], int(sys.argv[2])
+sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+for name, dt in [("f32", torch.float32), ("bf16", torch.bfloat16)]:
+    a = torch.randn(n, n, device=dev).to(dt); b = torch.randn(n, n, device=dev).to(dt)
+    a @ b; sync(); t = time.perf_counter()
+    for _ in range(10): a @ b
+    sync(); s = (time.perf_counter() - t) / 10
+    print(json.dumps({"bench": "matmul", "dtype": name, "n": n, "ms": s * 1e3, "tflops": 2 * n**3 / s / 1e12}))
+PY
+
+echo "== 2. train step, d 1024, 12 layers, 8 x 512 tokens"
+t 150 $FOIL bench train --device $DEV $SIZE --warmup 2 --iters 5 | keep foil "train f32"
+t 90 python3 scripts/bench/torch_train_step.py --gpu --device $DEV $SIZE --iters 5 | keep torch "train f32"
+t 90 python3 scripts/bench/torch_train_step.py --gpu --device $DEV $SIZE --iters 5 --tf32 | keep torch "train tf32"
+if [ -z "${QUICK:-}" ]; then
+  t 150 $FOIL bench train --device $DEV $SIZE --warmup 2 --iters 5 --precision bf16 | keep foil "train bf16"
+  t 90 python3 scripts/bench/torch_train_step.py --gpu --device $DEV $SIZE --iters 5 --precision bf16 | keep torch "train bf16"
+
+  echo "== 3. decode, SmolLM2-135M config, greedy, 16-token prompts, 128 new tokens"
+  for batch in 8 64; do
+    t 120 python3 scripts/bench/hf_generate_reference.py /tmp/smol --config smollm2-135m \
+      --batch $batch --prompt-len 16 --new-tokens 128 | keep torch "decode b$batch"
+    t 150 $FOIL generate --policy /tmp/smol --prompt "Q:1+2+3+4+5+6+7=" -n $batch \
+      --max-tokens 128 --greedy --device cuda --warmup --json > /dev/null 2> "$OUT/foil-decode-b$batch.err"
+    tail -1 "$OUT/foil-decode-b$batch.err"
+  done
+fi
+echo "== summary"
+python3 - "$J" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {(r["side"], r["label"]): r for r in rows}
+def ratio(label, key, faster_is_lower):
+    f, t = by.get(("foil", label)), by.get(("torch", label))
+    if f and t:
+        r = t[key] / f[key] if faster_is_lower else f[key] / t[key]
+        print(f"{label:12s} foil {f[key]:10.2f}  torch {t[key]:10.2f}  {key}  foil speed / torch = {r:.2f}x")
+for label in ["train f32", "train bf16"]:
+    ratio(label, "ms_per_step", True)
+for r in rows:
+    if r["bench"] == "matmul":
+        print(f"matmul {r['side']:5s} {r['dtype']:5s} {r['tflops']:8.1f} TFLOP/s")
+PY
+date
