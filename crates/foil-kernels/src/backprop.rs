@@ -552,11 +552,21 @@ simd_fn! {
     }
 }
 
-/// `log softmax(logits)[target]` of one row: `logits[target] − max − ln Σ exp(l − max)`.
-pub fn log_softmax_at(logits: &[f32], target: usize) -> f32 {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
-    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-    logits[target] - max - sum.ln()
+simd_fn! {
+    /// `log softmax(logits)[target]` of one row: `logits[target] − max − ln Σ exp(l − max)`
+    /// (max and sum kept in 8 lanes, so that they vectorise; `crate::exp`).
+    pub fn log_softmax_at(logits: &[f32], target: usize) -> f32 {
+        let mut max = [f32::NEG_INFINITY; 8];
+        for (i, &l) in logits.iter().enumerate() {
+            max[i % 8] = max[i % 8].max(l);
+        }
+        let max = max.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
+        let mut sum = [0f32; 8];
+        for (i, &l) in logits.iter().enumerate() {
+            sum[i % 8] += crate::exp(l - max);
+        }
+        logits[target] - max - sum.iter().sum::<f32>().ln()
+    }
 }
 
 /// `log softmax(logits[r, j])[targets[r, j]]` for the first `t − 1` columns of each of

@@ -74,11 +74,15 @@ mod tests {
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::GradientsParams;
     use burn::tensor::TensorData;
-    use foil_core::backend::{B as FB, parse_device, train_device};
+    use foil_core::backend::{B as FB, materialize, parse_device, train_device, with_seed};
 
     fn layer() -> (Linear<FB>, foil_core::backend::Device) {
         let device = train_device(&parse_device("cpu").unwrap());
-        let mut l = LinearConfig::new(2, 1).init::<FB>(&device);
+        // drawn under with_seed's lock (and materialised there: burn initialises lazily),
+        // so that it never interleaves with another test's seeded initialisation
+        let mut l = with_seed(&device, 1, || {
+            materialize(LinearConfig::new(2, 1).init::<FB>(&device))
+        });
         // W = [[1.0], [0.00390625 + 1.0]] ≈ 1 + 2⁻⁸: the second weight is not a bf16 number
         // (bf16 has 7 stored mantissa bits, spacing 2⁻⁷ at 1.0), so its working copy rounds.
         l.weight = Param::from_tensor(Tensor::from_data(
@@ -109,7 +113,11 @@ mod tests {
 
         let copy = working_copy(&layer, Precision::Bf16);
         assert_eq!(copy.weight.val().dtype(), DType::BF16);
-        assert_eq!(layer.weight.val().dtype(), DType::F32, "the master stays f32");
+        assert_eq!(
+            layer.weight.val().dtype(),
+            DType::F32,
+            "the master stays f32"
+        );
         let y = copy.forward(x.cast(DType::BF16)).cast(DType::F32);
         assert_eq!(y.clone().into_scalar(), 8.5);
 

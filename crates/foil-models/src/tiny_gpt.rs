@@ -597,7 +597,9 @@ mod tests {
     #[test]
     fn kv_cache_decoding_matches_full_forward() {
         let device = parse_device("cpu").unwrap();
-        let weights = small().init_model::<FB>(11, &device);
+        let weights = with_seed(&device, 5, || {
+            materialize(small().init_model::<FB>(11, &device))
+        });
         for on_host in [true, false] {
             let model = GptInference::with_host(weights.clone(), device.clone(), on_host);
             assert_eq!(model.host.is_some(), on_host);
@@ -721,11 +723,21 @@ mod tests {
     /// - after an AdamW step the weights are still f32 and moved.
     #[test]
     fn bf16_mixed_precision_trains_f32_weights_with_bf16_passes() {
-        let (f32p, mut bf16p) = (policy_in(false, Precision::F32), policy_in(false, Precision::Bf16));
+        let (f32p, mut bf16p) = (
+            policy_in(false, Precision::F32),
+            policy_in(false, Precision::Bf16),
+        );
         let gap = testing::relative_logit_gap(&f32p, &bf16p);
-        assert!(gap > 1e-6 && gap < 2e-2, "max |Δlogit| / max |logit| = {gap}");
+        assert!(
+            gap > 1e-6 && gap < 2e-2,
+            "max |Δlogit| / max |logit| = {gap}"
+        );
         let input = SeqBatch::left_padded(&[vec![1, 2]], 0).to_input(&bf16p.device());
-        assert_eq!(bf16p.forward(&input).dtype(), DType::F32, "logits reach the loss in f32");
+        assert_eq!(
+            bf16p.forward(&input).dtype(),
+            DType::F32,
+            "logits reach the loss in f32"
+        );
 
         let want = trainable::gradients(f32p.model(), weighted_nll(&f32p, false));
         let got = trainable::gradients(bf16p.model(), weighted_nll(&bf16p, false));
@@ -748,7 +760,9 @@ mod tests {
     #[test]
     fn hidden_states_are_what_the_vocabulary_head_reads() {
         let device = parse_device("cpu").unwrap();
-        let model = small().init_model::<FB>(11, &device);
+        let model = with_seed(&device, 5, || {
+            materialize(small().init_model::<FB>(11, &device))
+        });
         let input = SeqBatch::left_padded(&[vec![1, 2, 3], vec![4]], 0).to_input(&device);
         let (tokens, positions, valid) = (input.tokens, input.positions, input.key_valid);
         let hidden = model.hidden(tokens.clone(), positions.clone(), valid.clone());

@@ -260,7 +260,9 @@ mod tests {
     fn row_folded_linear_matches_the_broadcast_one() {
         use burn::nn::LinearConfig;
         let device = train_device(&parse_device("cpu").unwrap());
-        let layer: Linear<FB> = with_seed(&device, 3, || LinearConfig::new(6, 5).init(&device));
+        let layer: Linear<FB> = with_seed(&device, 3, || {
+            materialize(LinearConfig::new(6, 5).init(&device))
+        });
         let xs: Vec<f32> = (0..2 * 3 * 6)
             .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
             .collect();

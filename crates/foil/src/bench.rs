@@ -196,9 +196,8 @@ pub struct MatmulReport {
 pub fn matmul(cfg: &MatmulBench) -> anyhow::Result<MatmulReport> {
     anyhow::ensure!(cfg.iters >= 1, "--iters must be at least 1");
     let device = inner_device(&parse_device(&cfg.device)?);
-    let random = || {
-        Tensor::<B, 2>::random([cfg.n, cfg.n], Distribution::Default, &device).cast(cfg.dtype)
-    };
+    let random =
+        || Tensor::<B, 2>::random([cfg.n, cfg.n], Distribution::Default, &device).cast(cfg.dtype);
     let (a, b) = (random(), random());
     let _ = a.clone().matmul(b.clone());
     sync(&device)?;

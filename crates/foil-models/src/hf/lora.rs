@@ -200,7 +200,9 @@ mod tests {
         // on the autodiff device, so that "requires grad" means something
         let device = foil_core::backend::train_device(&Device::default());
         let base = linear(vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.5], 3, 2, &device);
-        let l = LoraLinear::plain(base).with_adapter(2, 16.0, &device);
+        let l = foil_core::backend::with_seed(&device, 3, || {
+            foil_core::backend::materialize(LoraLinear::plain(base).with_adapter(2, 16.0, &device))
+        });
         assert_eq!(l.scale, 8.0);
         let x = Tensor::<B, 2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3]), &device);
         // x W = [0.5 + 4 + 4.5, −1 + 0.5 − 1.5] = [9, −2]

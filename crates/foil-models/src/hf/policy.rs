@@ -692,7 +692,10 @@ mod tests {
             let mut bf16p = policy_in("qwen2", lora.clone(), false, Precision::Bf16);
             assert!(!bf16p.host_train, "bf16 passes run through burn");
             let gap = testing::relative_logit_gap(&f32p, &bf16p);
-            assert!(gap > 1e-6 && gap < 2e-2, "max |Δlogit| / max |logit| = {gap}");
+            assert!(
+                gap > 1e-6 && gap < 2e-2,
+                "max |Δlogit| / max |logit| = {gap}"
+            );
             let want = trainable::gradients(f32p.model(), weighted_nll(&f32p, false));
             let got = trainable::gradients(bf16p.model(), weighted_nll(&bf16p, false));
             let (_, a) = f32p.model().host_params();

@@ -383,7 +383,11 @@ pub(crate) mod testing {
         let input = SeqBatch::left_padded(&[vec![1, 2, 3, 4], vec![5, 6]], 0).to_input(&a.device());
         let (x, y) = (to_vec(a.forward(&input)), to_vec(b.forward(&input)));
         assert_eq!(x.len(), y.len());
-        let gap = x.iter().zip(&y).map(|(u, v)| (u - v).abs()).fold(0.0, f32::max);
+        let gap = x
+            .iter()
+            .zip(&y)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0, f32::max);
         gap / x.iter().fold(0.0f32, |m, u| m.max(u.abs()))
     }
 
