@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_gpt import TinyGpt, median, splitmix_ids  # noqa: E402
+from tiny_gpt import TinyGpt, median, splitmix_ids, timed  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--iters", type=int, default=10)
@@ -65,7 +65,7 @@ def sync():
 losses = []
 
 
-def step():
+def step():  # ends in a sync (loss.item() and sync()), so `timed` times the kernels
     with autocast:
         logits, _ = model(ids, valid)
         loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
@@ -74,17 +74,6 @@ def step():
     opt.step()
     losses.append(loss.item())
     sync()
-
-
-def timed(fn, iters, warmup):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 sync()

@@ -43,41 +43,58 @@ pub fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-/// What `foil bench train` trains.
-#[derive(Debug, Clone)]
+/// What `foil bench train` trains (its command-line arguments; `TrainBench::default()`
+/// gives the defaults below).
+#[derive(Debug, Clone, clap::Parser)]
 pub struct TrainBench {
+    #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[arg(long, default_value_t = 1024)]
     pub d_model: usize,
+    #[arg(long, default_value_t = 12)]
     pub layers: usize,
+    #[arg(long, default_value_t = 16)]
     pub heads: usize,
+    #[arg(long, default_value_t = 32000)]
     pub vocab: usize,
-    /// Rows of the batch.
+    /// Rows per batch.
+    #[arg(long, default_value_t = 8)]
     pub rows: usize,
     /// Tokens per row (the loss covers the `len − 1` next-token predictions).
+    #[arg(long, default_value_t = 512)]
     pub len: usize,
+    /// `f32`, or `bf16` (mixed precision: bf16 passes, f32 weights and AdamW state).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub precision: Precision,
+    #[arg(long, default_value_t = 1e-4)]
     pub lr: f64,
-    /// Untimed steps first (autotuning on GPUs happens in these).
+    /// Untimed steps first (autotuning happens in these on GPUs).
+    #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    #[arg(long, default_value_t = 5)]
     pub iters: usize,
 }
 
 impl Default for TrainBench {
-    /// Issue 7's GPU config (`../shared/baselines/results-h200.txt`).
+    /// Issue 7's GPU config (`../shared/baselines/results-h200.txt`) on the CPU.
     fn default() -> Self {
-        Self {
-            device: "cpu".into(),
-            d_model: 1024,
-            layers: 12,
-            heads: 16,
-            vocab: 32000,
-            rows: 8,
-            len: 512,
-            precision: Precision::F32,
-            lr: 1e-4,
-            warmup: 2,
-            iters: 5,
-        }
+        <Self as clap::Parser>::parse_from(["train"])
+    }
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "f32" => Ok(Precision::F32),
+        "bf16" => Ok(Precision::Bf16),
+        other => Err(format!("{other:?}: expected f32 or bf16")),
+    }
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "bf16" => Ok(DType::BF16),
+        other => Err(format!("{other:?}: expected f32 or bf16")),
     }
 }
 
@@ -170,13 +187,17 @@ pub fn train(cfg: &TrainBench) -> anyhow::Result<TrainReport> {
     })
 }
 
-/// What `foil bench matmul` multiplies.
-#[derive(Debug, Clone)]
+/// What `foil bench matmul` multiplies (its command-line arguments).
+#[derive(Debug, Clone, clap::Parser)]
 pub struct MatmulBench {
+    #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[arg(long, default_value_t = 8192)]
     pub n: usize,
     /// `f32` or `bf16`.
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: DType,
+    #[arg(long, default_value_t = 10)]
     pub iters: usize,
 }
 

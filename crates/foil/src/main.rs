@@ -136,102 +136,15 @@ enum Command {
 enum BenchCommand {
     /// SFT steps of a `tiny_gpt` on random tokens: forward, NLL, backward, AdamW. The
     /// defaults are issue 7's GPU config; PyTorch's side: scripts/bench/torch_train_step.py.
-    Train {
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long, default_value_t = 1024)]
-        d_model: usize,
-        #[arg(long, default_value_t = 12)]
-        layers: usize,
-        #[arg(long, default_value_t = 16)]
-        heads: usize,
-        #[arg(long, default_value_t = 32000)]
-        vocab: usize,
-        /// Rows per batch.
-        #[arg(long, default_value_t = 8)]
-        rows: usize,
-        /// Tokens per row.
-        #[arg(long, default_value_t = 512)]
-        len: usize,
-        /// `f32`, or `bf16` (mixed precision: bf16 passes, f32 weights and AdamW state).
-        #[arg(long, default_value = "f32")]
-        precision: String,
-        #[arg(long, default_value_t = 1e-4)]
-        lr: f64,
-        /// Untimed steps first (autotuning happens there on GPUs).
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
-    },
+    Train(foil::bench::TrainBench),
     /// `[n, n] × [n, n]` products.
-    Matmul {
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long, default_value_t = 8192)]
-        n: usize,
-        /// `f32` or `bf16`.
-        #[arg(long, default_value = "f32")]
-        dtype: String,
-        #[arg(long, default_value_t = 10)]
-        iters: usize,
-    },
+    Matmul(foil::bench::MatmulBench),
 }
 
 fn bench(what: BenchCommand) -> anyhow::Result<()> {
     let line = match what {
-        BenchCommand::Train {
-            device,
-            d_model,
-            layers,
-            heads,
-            vocab,
-            rows,
-            len,
-            precision,
-            lr,
-            warmup,
-            iters,
-        } => {
-            let precision = match precision.as_str() {
-                "f32" => foil_models::precision::Precision::F32,
-                "bf16" => foil_models::precision::Precision::Bf16,
-                other => anyhow::bail!("--precision {other:?}: expected f32 or bf16"),
-            };
-            let cfg = foil::bench::TrainBench {
-                device,
-                d_model,
-                layers,
-                heads,
-                vocab,
-                rows,
-                len,
-                precision,
-                lr,
-                warmup,
-                iters,
-            };
-            serde_json::to_string(&foil::bench::train(&cfg)?)?
-        }
-        BenchCommand::Matmul {
-            device,
-            n,
-            dtype,
-            iters,
-        } => {
-            let dtype = match dtype.as_str() {
-                "f32" => burn::tensor::DType::F32,
-                "bf16" => burn::tensor::DType::BF16,
-                other => anyhow::bail!("--dtype {other:?}: expected f32 or bf16"),
-            };
-            let cfg = foil::bench::MatmulBench {
-                device,
-                n,
-                dtype,
-                iters,
-            };
-            serde_json::to_string(&foil::bench::matmul(&cfg)?)?
-        }
+        BenchCommand::Train(cfg) => serde_json::to_string(&foil::bench::train(&cfg)?)?,
+        BenchCommand::Matmul(cfg) => serde_json::to_string(&foil::bench::matmul(&cfg)?)?,
     };
     println!("{line}");
     Ok(())

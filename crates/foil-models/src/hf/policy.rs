@@ -635,17 +635,22 @@ mod tests {
         testing::weighted_nll(p, &rows, fused, weight, 7.0)
     }
 
+    /// Rank-2 adapters (α 4) on every projection.
+    fn rank_2_lora_everywhere() -> LoraConfig {
+        LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            targets: super::super::lora::LORA_TARGETS.map(String::from).to_vec(),
+        }
+    }
+
     /// The host training path back-propagates what burn's autodiff does, for full
     /// fine-tuning (Qwen2: q/k/v biases, grouped key/value heads; tied and untied heads)
     /// and for LoRA on every projection (Llama 3: adapters train, the base stays frozen and
     /// gets no gradient). Every gradient within 1e-4 of its tensor's largest.
     #[test]
     fn host_gradients_match_burn_autodiff() {
-        let all = LoraConfig {
-            rank: 2,
-            alpha: 4.0,
-            targets: super::super::lora::LORA_TARGETS.map(String::from).to_vec(),
-        };
+        let all = rank_2_lora_everywhere();
         for (fixture, lora) in [("qwen2", None), ("qwen2-tied", None), ("llama3", Some(all))] {
             let (mut host, mut burn) = (
                 policy(fixture, lora.clone(), true),
@@ -682,12 +687,7 @@ mod tests {
     /// AdamW step leaves f32 weights.
     #[test]
     fn bf16_mixed_precision_tracks_f32() {
-        let lora = LoraConfig {
-            rank: 2,
-            alpha: 4.0,
-            targets: super::super::lora::LORA_TARGETS.map(String::from).to_vec(),
-        };
-        for lora in [None, Some(lora)] {
+        for lora in [None, Some(rank_2_lora_everywhere())] {
             let f32p = policy_in("qwen2", lora.clone(), false, Precision::F32);
             let mut bf16p = policy_in("qwen2", lora.clone(), false, Precision::Bf16);
             assert!(!bf16p.host_train, "bf16 passes run through burn");
