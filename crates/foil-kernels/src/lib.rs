@@ -400,20 +400,79 @@ fn attend_body(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let dh = q.len();
+    // the common head widths get a fixed-size body: the output accumulates in registers
+    match q.len() {
+        64 => attend_fixed::<64>(q, keys, values, bias, scale, scores, out),
+        128 => attend_fixed::<128>(q, keys, values, bias, scale, scores, out),
+        _ => attend_any(q, keys, values, bias, scale, scores, out),
+    }
+}
+
+/// [`attend_one`] for a head width of `DH` (a multiple of 8).
+#[inline(always)]
+fn attend_fixed<const DH: usize>(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let q: &[f32; DH] = q.try_into().expect("a query of DH values");
     let t = bias.len();
     let scores = &mut scores[..t];
-    let mut max = f32::NEG_INFINITY;
+    let keys = &keys[..t * DH];
+    // four keys at a time: four independent accumulator chains instead of one
+    let mut four = scores.chunks_exact_mut(4);
+    for (j, s) in (&mut four).enumerate() {
+        let k = &keys[4 * j * DH..][..4 * DH];
+        let mut lanes = [[0f32; 8]; 4];
+        for c in (0..DH).step_by(8) {
+            for (key, lane) in lanes.iter_mut().enumerate() {
+                for l in 0..8 {
+                    lane[l] += q[c + l] * k[key * DH + c + l];
+                }
+            }
+        }
+        for (key, lane) in lanes.iter().enumerate() {
+            s[key] = lane.iter().sum::<f32>() * scale + bias[4 * j + key];
+        }
+    }
+    let done = t - four.into_remainder().len();
+    for j in done..t {
+        scores[j] = dot(q, &keys[j * DH..(j + 1) * DH]) * scale + bias[j];
+    }
+    let inv = softmax_unnormalised(scores);
+    let mut acc = [0f32; DH];
+    for (&p, v) in scores.iter().zip(values.chunks_exact(DH)) {
+        let v: &[f32; DH] = v.try_into().expect("chunks of DH");
+        for c in 0..DH {
+            acc[c] += p * v[c];
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a * inv;
+    }
+}
+
+/// [`attend_one`] for any head width.
+#[inline(always)]
+fn attend_any(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let dh = q.len();
+    let scores = &mut scores[..bias.len()];
     for ((s, k), b) in scores.iter_mut().zip(keys.chunks_exact(dh)).zip(bias) {
         *s = dot(q, k) * scale + b;
-        max = max.max(*s);
     }
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = exp(*s - max);
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
+    let inv = softmax_unnormalised(scores);
     out.fill(0.0);
     for (s, v) in scores.iter().zip(values.chunks_exact(dh)) {
         let p = s * inv;
@@ -421,6 +480,27 @@ fn attend_body(
             *o += p * v;
         }
     }
+}
+
+/// `exp(s − max s)` in place; returns `1 / Σ exp(s − max s)`. Max and sum run in eight
+/// lanes, so that the loops vectorise.
+#[inline(always)]
+fn softmax_unnormalised(scores: &mut [f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    for c in scores.chunks(8) {
+        for (l, &s) in lanes.iter_mut().zip(c) {
+            *l = l.max(s);
+        }
+    }
+    let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
+    let mut sums = [0f32; 8];
+    for c in scores.chunks_mut(8) {
+        for (l, s) in sums.iter_mut().zip(c) {
+            *s = exp(*s - max);
+            *l += *s;
+        }
+    }
+    1.0 / sums.iter().sum::<f32>()
 }
 
 #[cfg(test)]
@@ -552,5 +632,44 @@ mod tests {
             &mut out,
         );
         assert!((out[0] - 0.731_058_6).abs() < 1e-6 && (out[1] - 0.537_882_8).abs() < 1e-6);
+    }
+
+    /// The fixed-width bodies (head widths 64 and 128: four keys at a time, then the
+    /// rest) against the formula in f64, for key counts with and without a remainder
+    /// of four and one masked key.
+    #[test]
+    fn fixed_width_attention_matches_the_formula() {
+        for dh in [64usize, 128] {
+            for t in [1usize, 4, 5, 8, 13] {
+                let q: Vec<f32> = (0..dh).map(|i| ((i * 7 % 13) as f32 - 6.0) / 9.0).collect();
+                let k: Vec<f32> = (0..t * dh)
+                    .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+                    .collect();
+                let v: Vec<f32> = (0..t * dh)
+                    .map(|i| ((i * 3 % 17) as f32 - 8.0) / 5.0)
+                    .collect();
+                let bias: Vec<f32> = (0..t).map(|j| if j == 2 { -1e9 } else { 0.0 }).collect();
+                let scale = 1.0 / (dh as f32).sqrt();
+                let (mut scores, mut out) = (vec![0f32; t], vec![0f32; dh]);
+                attend_one(&q, &k, &v, &bias, scale, &mut scores, &mut out);
+                let s: Vec<f64> = (0..t)
+                    .map(|j| {
+                        let qk: f64 = (0..dh).map(|c| q[c] as f64 * k[j * dh + c] as f64).sum();
+                        qk * scale as f64 + bias[j] as f64
+                    })
+                    .collect();
+                let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for c in 0..dh {
+                    let want: f64 = (0..t).map(|j| e[j] / z * v[j * dh + c] as f64).sum();
+                    assert!(
+                        (out[c] as f64 - want).abs() < 1e-5,
+                        "dh {dh} t {t} column {c}: {} vs {want}",
+                        out[c]
+                    );
+                }
+            }
+        }
     }
 }
