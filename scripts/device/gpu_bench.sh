@@ -10,7 +10,8 @@
 # per measurement, "side": "foil" | "torch") and $OUT/log.txt. Needs ~6–8 minutes; each
 # step has its own timeout so one hang does not lose the rest.
 #
-#   run: bash scripts/device/gpu_bench.sh           (QUICK=1: matmul + train f32 only)
+#   run: bash scripts/device/gpu_bench.sh           (QUICK=1: matmul + train f32 only;
+#        FULL=1 adds f32 vs bf16 training through recipes/hf-tiny-grpo.yaml)
 #   smoke test on a CPU, with a foil binary in gpu-bin/:
 #        DEV=cpu SMOKE=1 QUICK=1 NO_TAR=1 bash scripts/device/gpu_bench.sh
 set -u
@@ -70,6 +71,15 @@ if [ -z "${QUICK:-}" ]; then
       --max-tokens 128 --greedy --device cuda --warmup --json > /dev/null 2> "$OUT/foil-decode-b$batch.err"
     tail -1 "$OUT/foil-decode-b$batch.err"
   done
+fi
+if [ -n "${FULL:-}" ]; then
+  echo "== 4. mixed precision through a recipe: hf-tiny-grpo, SFT 150 steps + RL 10, f32 vs bf16"
+  for p in f32 bf16; do
+    t 150 $FOIL run recipes/hf-tiny-grpo.yaml --quiet --runs-dir "$OUT/runs-$p" --set device=$DEV \
+      --set policy.precision=$p --set stages.0.steps=150 --set stages.2.steps=10 --set task.test=64 \
+      2>&1 | grep -E "pass@1|run finished"
+  done
+  rm -rf "$OUT"/runs-*/*/checkpoints
 fi
 echo "== summary"
 python3 - "$J" <<'PY'
