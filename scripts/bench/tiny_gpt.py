@@ -99,7 +99,7 @@ def timed(fn, iters, warmup):
 
 
 def splitmix_ids(n, vocab, seed):
-    """The ids foil's benches use (benches/src/lib.rs `random_ids`), so both sides see
+    """The ids foil's benches use (`foil::bench::random_ids`), so both sides see
     the same tokens."""
     mask = (1 << 64) - 1
     s = seed

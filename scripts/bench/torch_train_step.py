@@ -6,8 +6,10 @@ Default: the CPU `train_step` criterion bench (d 256, 4 layers, 4 heads, FFN 4d,
 512, 16 rows of 128 tokens). `--gpu`: issue 7's GPU config, the one `foil bench train`
 defaults to (d 1024, 12 layers, 16 heads, vocabulary 32000, 8 rows of 512 tokens) on
 cuda. `--precision bf16` runs forward and loss under `torch.autocast(bfloat16)` (f32
-weights and AdamW state: what foil's `precision: bf16` does). f32 matmuls stay full f32
-unless `--tf32` (PyTorch's default; burn's CUDA matmuls use TF32: docs/hf-models.md).
+weights and AdamW state, as foil's `precision: bf16`, which also runs norms and the
+residual stream in bf16). f32 matmuls stay full f32 (`allow_tf32` is False by default
+since PyTorch 1.12) unless `--tf32`; burn's CUDA f32 matmuls use TF32 (docs/hf-models.md),
+so compare foil's f32 step with both.
 
     /root/torch-venv/bin/python scripts/bench/torch_train_step.py [--iters 10] [--threads 2]
     python3 scripts/bench/torch_train_step.py --gpu [--precision bf16] [--tf32]

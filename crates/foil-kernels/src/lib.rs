@@ -400,6 +400,11 @@ fn attend_body(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
+    if bias.is_empty() {
+        // no keys: nothing to attend to (each body would divide 0 by 0)
+        out.fill(0.0);
+        return;
+    }
     // the common head widths get a fixed-size body: the output accumulates in registers
     match q.len() {
         64 => attend_fixed::<64>(q, keys, values, bias, scale, scores, out),
@@ -640,7 +645,7 @@ mod tests {
     #[test]
     fn fixed_width_attention_matches_the_formula() {
         for dh in [64usize, 128] {
-            for t in [1usize, 4, 5, 8, 13] {
+            for t in [1usize, 4, 5, 6, 7, 8, 13] {
                 let q: Vec<f32> = (0..dh).map(|i| ((i * 7 % 13) as f32 - 6.0) / 9.0).collect();
                 let k: Vec<f32> = (0..t * dh)
                     .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)

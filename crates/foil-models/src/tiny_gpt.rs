@@ -89,6 +89,18 @@ impl PolicyConfig for TinyGpt {
         device: &Device,
         seed: u64,
     ) -> anyhow::Result<Box<dyn Policy>> {
+        Ok(Box::new(self.build_policy(vocab_size, device, seed)?))
+    }
+}
+
+impl TinyGpt {
+    /// The trainable policy on `device`'s autodiff device (what `build` boxes).
+    fn build_policy(
+        &self,
+        vocab_size: usize,
+        device: &Device,
+        seed: u64,
+    ) -> anyhow::Result<TinyGptPolicy> {
         anyhow::ensure!(
             self.heads > 0 && self.d_model.is_multiple_of(self.heads),
             "tiny_gpt: heads ({}) must divide d_model ({})",
@@ -104,7 +116,7 @@ impl PolicyConfig for TinyGpt {
         let model = with_seed(&train, init, || {
             materialize(self.init_model(vocab_size, &train))
         });
-        Ok(Box::new(TinyGptPolicy {
+        Ok(TinyGptPolicy {
             optim: AdamWConfig::new().init(),
             model: Some(model),
             // the host passes are f32: bf16 passes run through burn on any device
@@ -112,11 +124,20 @@ impl PolicyConfig for TinyGpt {
             precision: self.precision,
             pending: Pending::default(),
             device: train,
-        }))
+        })
     }
-}
 
-impl TinyGpt {
+    /// An error naming `part` unless `precision` is f32: parts that use a `tiny_gpt` as
+    /// a backbone (reward models, scorers, encoders) train it in f32 through their own
+    /// code, where `precision: bf16` would be silently ignored.
+    pub fn ensure_f32(&self, part: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.precision == Precision::F32,
+            "{part}: `precision: bf16` applies to policies; this model trains in f32 (remove the field)"
+        );
+        Ok(())
+    }
+
     /// Builds a freshly initialised model on `device`.
     pub fn init_model<B: Backend>(&self, vocab: usize, device: &B::Device) -> TinyGptModel<B> {
         let d = self.d_model;
@@ -755,6 +776,22 @@ mod tests {
         assert_eq!(model.blocks[0].qkv.weight.val().dtype(), DType::F32);
         let after = model.param_refs()[0].read();
         assert!(before.iter().zip(&after).any(|(x, y)| x != y));
+    }
+
+    /// The host training path is f32: `precision: bf16` sends a CPU policy through
+    /// burn's autodiff instead.
+    #[test]
+    fn bf16_precision_leaves_the_host_path() {
+        let cpu = parse_device("cpu").unwrap();
+        for (precision, on_host) in [(Precision::F32, true), (Precision::Bf16, false)] {
+            let p = TinyGpt {
+                precision,
+                ..small()
+            }
+            .build_policy(11, &cpu, 0)
+            .unwrap();
+            assert_eq!(p.host_train, on_host, "{precision:?}");
+        }
     }
 
     #[test]

@@ -159,6 +159,7 @@ impl SimAmrModel<FB> {
     ) -> anyhow::Result<Self> {
         for (what, c) in [("encoder", Some(text)), ("graph_encoder", graph)] {
             if let Some(c) = c {
+                c.ensure_f32(&format!("simamr {what}"))?;
                 anyhow::ensure!(
                     c.heads > 0 && c.d_model.is_multiple_of(c.heads) && c.layers > 0,
                     "simamr {what}: heads ({}) must divide d_model ({}) and layers must be > 0",
@@ -395,5 +396,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("must equal the text encoder's"), "{err}");
+        // an encoder asking for bf16 passes is refused, not silently trained in f32
+        let bf16 = TinyGpt {
+            precision: foil_models::precision::Precision::Bf16,
+            ..c.clone()
+        };
+        let err = SimAmrModel::init(&c, Some(&bf16), 12, &d, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("simamr graph_encoder: `precision: bf16` applies to policies"),
+            "{err}"
+        );
     }
 }

@@ -285,7 +285,10 @@ impl RewardModelStage {
         let value: serde_json::Value = serde_saphyr::from_str(&text)
             .with_context(|| format!("reward_model: parsing {}", recipe.display()))?;
         let backbone = match self.init {
-            RmInit::Scratch => self.model.clone(),
+            RmInit::Scratch => {
+                self.model.ensure_f32("reward_model model")?;
+                self.model.clone()
+            }
             RmInit::Policy => {
                 let mut v = serde_json::to_value(&*ctx.policy_config)?;
                 let ty = v
@@ -300,7 +303,13 @@ impl RewardModelStage {
                 if let Some(m) = v.as_object_mut() {
                     m.remove("type");
                 }
-                serde_json::from_value(v).context("reading the tiny_gpt policy's shape")?
+                let shape: TinyGpt =
+                    serde_json::from_value(v).context("reading the tiny_gpt policy's shape")?;
+                // the policy's shape, trained in f32 whatever the policy's precision
+                TinyGpt {
+                    precision: Default::default(),
+                    ..shape
+                }
             }
         };
         Ok(RewardModelMeta {
