@@ -55,6 +55,37 @@ pub fn parse_device(s: &str) -> Result<Device, FoilError> {
     }
 }
 
+/// [`parse_device`] for a device about to be used: a CUDA device is also checked for the
+/// NVIDIA driver library, whose absence burn-cuda would report by panicking on a worker
+/// thread at first use. (Recipe validation calls `parse_device` alone, so a CUDA recipe
+/// can be checked on a machine without a GPU.)
+pub fn open_device(s: &str) -> Result<Device, FoilError> {
+    let device = parse_device(s)?;
+    #[cfg(feature = "cuda")]
+    if matches!(device, DispatchDevice::Cuda(_)) && !cuda_driver_loads() {
+        return Err(FoilError::DeviceUnavailable {
+            given: s.trim().to_string(),
+            why: "the NVIDIA driver library (libcuda.so.1) does not load: no NVIDIA driver \
+                  on this machine, or its folder is missing from LD_LIBRARY_PATH \
+                  (e.g. /usr/local/nvidia/lib64)"
+                .into(),
+        });
+    }
+    Ok(device)
+}
+
+/// Whether the CUDA driver library loads, under the names cudarc looks for first.
+#[cfg(feature = "cuda")]
+fn cuda_driver_loads() -> bool {
+    ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
+        .iter()
+        .any(|name| {
+            // SAFETY: loading the driver library runs its initialisers, as burn-cuda's own
+            // loading would next; the handle is closed again at once.
+            unsafe { libloading::Library::new(*name) }.is_ok()
+        })
+}
+
 /// The autodiff device that wraps `device`: parameters being trained live here.
 pub fn train_device(device: &Device) -> Device {
     match device {
@@ -112,6 +143,21 @@ pub fn with_seed<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CPU devices open as they parse; bad strings fail the same way. (The CUDA driver
+    /// check needs the `cuda` feature, which CI does not build: checked by hand, see
+    /// docs/benchmarks.md, session 9.)
+    #[test]
+    fn open_device_is_parse_device_for_cpus() {
+        assert!(matches!(
+            open_device(" cpu ").unwrap(),
+            DispatchDevice::Flex(_)
+        ));
+        assert_eq!(
+            open_device("gpu0").unwrap_err().to_string(),
+            parse_device("gpu0").unwrap_err().to_string()
+        );
+    }
 
     #[test]
     fn cpu_is_flex_and_ndarray_is_selectable() {

@@ -13,6 +13,9 @@ pub enum FoilError {
     /// A bad `device:` string.
     #[error("unknown device `{given}`: expected one of {expected}")]
     Device { given: String, expected: String },
+    /// A device this machine cannot open (e.g. `cuda` without an NVIDIA driver).
+    #[error("device `{given}` is not available here: {why}")]
+    DeviceUnavailable { given: String, why: String },
     /// A loss (or gradient) that is NaN or infinite: training stops, the last checkpoint
     /// is left as it was.
     #[error(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use foil_core::backend::parse_device;
+use foil_core::backend::open_device;
 use foil_core::checkpoint::{self, EvalRecord};
 use foil_core::error::FoilError;
 use foil_core::metrics::MetricsLog;
@@ -110,7 +110,7 @@ pub fn run(recipe_path: Option<&Path>, opts: &RunOptions) -> anyhow::Result<RunS
         stages,
         checkpoint_every,
     } = recipe;
-    let device = parse_device(&device)?;
+    let device = open_device(&device)?;
     let mut task = task.build(seed).context("building the task")?;
     // --- transforms (VPI, issue 6): applied in order to the built task, seeded per index ---
     let mut transform_counts: Vec<(String, f64)> = Vec::new();

@@ -19,7 +19,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Distribution, Tensor};
 use serde::Serialize;
 
-use foil_core::backend::{B, Device, inner_device, parse_device};
+use foil_core::backend::{B, Device, inner_device, open_device};
 use foil_core::batch::HostPolicyBatch;
 use foil_core::policy::OptimizerConfig;
 use foil_core::{Objective, PolicyConfig, PolicyOutput};
@@ -134,7 +134,7 @@ pub struct TrainReport {
 pub fn train(cfg: &TrainBench) -> anyhow::Result<TrainReport> {
     anyhow::ensure!(cfg.len >= 2, "--len must be at least 2");
     anyhow::ensure!(cfg.iters >= 1, "--iters must be at least 1");
-    let device = parse_device(&cfg.device)?;
+    let device = open_device(&cfg.device)?;
     let policy_cfg = TinyGpt {
         d_model: cfg.d_model,
         layers: cfg.layers,
@@ -233,7 +233,7 @@ pub struct MatmulReport {
 /// Times `cfg.iters` products `[n, n] × [n, n]` after one untimed one.
 pub fn matmul(cfg: &MatmulBench) -> anyhow::Result<MatmulReport> {
     anyhow::ensure!(cfg.iters >= 1, "--iters must be at least 1");
-    let device = inner_device(&parse_device(&cfg.device)?);
+    let device = inner_device(&open_device(&cfg.device)?);
     let random =
         || Tensor::<B, 2>::random([cfg.n, cfg.n], Distribution::Default, &device).cast(cfg.dtype);
     let (a, b) = (random(), random());
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn matmul_bench_reports_its_rate() {
-        let cpu = parse_device("cpu").unwrap();
+        let cpu = open_device("cpu").unwrap();
         // its random draws under with_seed's lock, away from other tests' seeded ones
         let r = foil_core::backend::with_seed(&cpu, 1, || {
             matmul(&MatmulBench {

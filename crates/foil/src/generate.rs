@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use foil_core::Sampler;
-use foil_core::backend::parse_device;
+use foil_core::backend::open_device;
 use foil_core::types::{Finish, Problem};
 use foil_samplers::Local;
 use serde::Serialize;
@@ -62,7 +62,7 @@ impl GenerateReport {
 
 pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateReport> {
     anyhow::ensure!(!opts.prompts.is_empty(), "give at least one --prompt");
-    let device = parse_device(&opts.device)?;
+    let device = open_device(&opts.device)?;
     let start = Instant::now();
     let (model, tokenizer) = inference_model(&opts.policy, &device, opts.chat.clone(), opts.dtype)?;
     let load_seconds = start.elapsed().as_secs_f64();

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use foil_core::backend::parse_device;
+use foil_core::backend::open_device;
 use foil_models::hf::parity::check_fixture;
 
 pub fn selftest(fixtures: &Path, device: &str, tol: f32) -> anyhow::Result<()> {
-    let device = parse_device(device)?;
+    let device = open_device(device)?;
     let mut dirs: Vec<_> = std::fs::read_dir(fixtures)
         .with_context(|| format!("reading {}", fixtures.display()))?
         .filter_map(Result::ok)
