@@ -704,22 +704,7 @@ fn causal_softmax_body(row: &mut [f32], i: usize, key_bias: &[f32], scale: f32) 
     for (s, b) in live.iter_mut().zip(&key_bias[..=i]) {
         *s = *s * scale + b;
     }
-    // eight lanes each, so that the reductions vectorise
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    for c in live.chunks(8) {
-        for (l, &s) in lanes.iter_mut().zip(c) {
-            *l = l.max(s);
-        }
-    }
-    let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
-    let mut sums = [0f32; 8];
-    for c in live.chunks_mut(8) {
-        for (l, s) in sums.iter_mut().zip(c) {
-            *s = crate::exp(*s - max);
-            *l += *s;
-        }
-    }
-    let inv = 1.0 / sums.iter().sum::<f32>();
+    let inv = crate::softmax_unnormalised(live);
     for s in live.iter_mut() {
         *s *= inv;
     }

@@ -355,61 +355,31 @@ simd_fn! {
     }
 }
 
-/// One query's attention over `t` cached keys/values (`[t, dh]` each, contiguous):
-/// `softmax(q·kⱼ · scale + biasⱼ) · V` into `out` (`dh`). `scores` is scratch of ≥ `t`.
-pub fn attend_one(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    bias: &[f32],
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    let (dh, t) = (q.len(), bias.len());
-    assert!(keys.len() >= t * dh && values.len() >= t * dh && out.len() == dh);
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { attend_fma(q, keys, values, bias, scale, scores, out) };
-    }
-    attend_body(q, keys, values, bias, scale, scores, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_fma(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    bias: &[f32],
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    attend_body(q, keys, values, bias, scale, scores, out)
-}
-
-#[inline(always)]
-fn attend_body(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    bias: &[f32],
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    if bias.is_empty() {
-        // no keys: nothing to attend to (each body would divide 0 by 0)
-        out.fill(0.0);
-        return;
-    }
-    // the common head widths get a fixed-size body: the output accumulates in registers
-    match q.len() {
-        64 => attend_fixed::<64>(q, keys, values, bias, scale, scores, out),
-        128 => attend_fixed::<128>(q, keys, values, bias, scale, scores, out),
-        _ => attend_any(q, keys, values, bias, scale, scores, out),
+simd_fn! {
+    /// One query's attention over `t` cached keys/values (`[t, dh]` each, contiguous):
+    /// `softmax(q·kⱼ · scale + biasⱼ) · V` into `out` (`dh`). `scores` is scratch of ≥ `t`.
+    /// No keys give zeros.
+    pub fn attend_one(
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        bias: &[f32],
+        scale: f32,
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (dh, t) = (q.len(), bias.len());
+        assert!(keys.len() >= t * dh && values.len() >= t * dh && out.len() == dh);
+        if t == 0 {
+            out.fill(0.0);
+            return;
+        }
+        // the common head widths get a fixed-size body: the output accumulates in registers
+        match dh {
+            64 => attend_fixed::<64>(q, keys, values, bias, scale, scores, out),
+            128 => attend_fixed::<128>(q, keys, values, bias, scale, scores, out),
+            _ => attend_any(q, keys, values, bias, scale, scores, out),
+        }
     }
 }
 
@@ -490,7 +460,7 @@ fn attend_any(
 /// `exp(s − max s)` in place; returns `1 / Σ exp(s − max s)`. Max and sum run in eight
 /// lanes, so that the loops vectorise.
 #[inline(always)]
-fn softmax_unnormalised(scores: &mut [f32]) -> f32 {
+pub(crate) fn softmax_unnormalised(scores: &mut [f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     for c in scores.chunks(8) {
         for (l, &s) in lanes.iter_mut().zip(c) {
