@@ -20,7 +20,7 @@ use std::sync::Arc;
 use foil_kernels::backprop::{self as bp, Attention, Heads, Mat};
 use foil_kernels::pool::{give, give_all, take, zeroed};
 
-use super::train::{concat, per_row_group};
+use super::train::{backward_per_group, concat, per_row_group_of};
 
 /// A projection: indices of its tensors in the flat parameter list.
 #[derive(Clone, Copy, Debug)]
@@ -446,17 +446,16 @@ pub fn token_logprobs(
     targets: &[i64],
 ) -> Vec<f32> {
     let t = tokens.len() / rows.max(1);
-    concat(per_row_group(rows, |r| {
-        let cols = r.start * t..r.end * t;
-        group_logprobs(
-            p,
-            &tokens[cols.clone()],
-            &positions[cols.clone()],
-            &valid[cols],
-            r.len(),
-            &targets[r.start * (t - 1)..r.end * (t - 1)],
-        )
-    }))
+    concat(per_row_group_of(
+        tokens,
+        positions,
+        valid,
+        rows,
+        |r, tokens, positions, valid| {
+            let targets = &targets[r.start * (t - 1)..r.end * (t - 1)];
+            group_logprobs(p, tokens, positions, valid, r.len(), targets)
+        },
+    ))
 }
 
 /// [`token_logprobs`] of one row group.
@@ -526,17 +525,13 @@ pub fn forward_split(
     valid: &[bool],
     rows: usize,
 ) -> (Vec<f32>, DecoderPass) {
-    let t = tokens.len() / rows.max(1);
-    let (logits, groups): (Vec<Vec<f32>>, Vec<DecoderTrace>) = per_row_group(rows, |r| {
-        let cols = r.start * t..r.end * t;
-        forward(
-            params.clone(),
-            &tokens[cols.clone()],
-            &positions[cols.clone()],
-            &valid[cols],
-            r.len(),
-        )
-    })
+    let (logits, groups): (Vec<Vec<f32>>, Vec<DecoderTrace>) = per_row_group_of(
+        tokens,
+        positions,
+        valid,
+        rows,
+        |r, tokens, positions, valid| forward(params.clone(), tokens, positions, valid, r.len()),
+    )
     .into_iter()
     .unzip();
     (concat(logits), DecoderPass { groups })
@@ -545,31 +540,21 @@ pub fn forward_split(
 /// [`backward`] of a [`forward_split`] pass: each group's backward pass on its own thread
 /// from its rows of `d_logits`, the groups' gradients then summed into `grads`.
 pub fn backward_split(pass: &DecoderPass, d_logits: &[f32], grads: &mut [Vec<f32>]) {
-    use rayon::prelude::*;
     let vocab = pass.params().vocab();
-    let mut extra: Vec<Vec<Vec<f32>>> = pass.groups[1..]
-        .iter()
-        .map(|_| pass.params().zero_grads())
-        .collect();
-    {
-        let mut at = 0;
-        let mut jobs = Vec::with_capacity(pass.groups.len());
-        let targets = std::iter::once(&mut *grads).chain(extra.iter_mut().map(Vec::as_mut_slice));
-        for (trace, g) in pass.groups.iter().zip(targets) {
-            let len = trace.rows * trace.t * vocab;
-            jobs.push((trace, &d_logits[at..at + len], g));
-            at += len;
-        }
-        jobs.into_par_iter().for_each(|(trace, d, g)| {
-            foil_kernels::backprop::on_one_thread(|| backward(trace, d, g))
-        });
-    }
-    for mut part in extra {
-        for (g, p) in grads.iter_mut().zip(&part) {
-            g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
-        give_all(&mut part);
-    }
+    backward_per_group(
+        &pass.groups,
+        |trace| trace.rows * trace.t * vocab,
+        d_logits,
+        grads,
+        || pass.params().zero_grads(),
+        backward,
+        |grads, mut part| {
+            for (g, p) in grads.iter_mut().zip(&part) {
+                g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+            }
+            give_all(&mut part);
+        },
+    );
 }
 
 /// Adds to `grads` (from [`DecoderParams::zero_grads`]) the gradient of the loss with

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use foil_kernels::backprop::{self as bp, Attention, Heads};
 use foil_kernels::pool::{give, give_all, take, zeroed};
 
-use super::train::{concat, per_row_group};
+use super::train::{backward_per_group, concat, per_row_group_of};
 use rayon::prelude::*;
 
 /// Tensors per block in `TinyGptModel::param_refs` order.
@@ -331,19 +331,16 @@ pub fn forward_split(
     valid: &[bool],
     rows: usize,
 ) -> (Vec<f32>, GptPass) {
-    let t = tokens.len() / rows.max(1);
     let params = Arc::new(params);
-    let (logits, groups): (Vec<Vec<f32>>, Vec<GptTrace>) = per_row_group(rows, |r| {
-        let cols = r.start * t..r.end * t;
-        forward(
-            params.clone(),
-            shape,
-            &tokens[cols.clone()],
-            &positions[cols.clone()],
-            &valid[cols],
-            r.len(),
-        )
-    })
+    let (logits, groups): (Vec<Vec<f32>>, Vec<GptTrace>) = per_row_group_of(
+        tokens,
+        positions,
+        valid,
+        rows,
+        |r, tokens, positions, valid| {
+            forward(params.clone(), shape, tokens, positions, valid, r.len())
+        },
+    )
     .into_iter()
     .unzip();
     (concat(logits), GptPass { groups })
@@ -353,28 +350,20 @@ pub fn forward_split(
 /// from its rows of `d_logits`, the groups' gradients then summed into `grads`.
 pub fn backward_split(pass: &GptPass, d_logits: &[f32], grads: &mut GptParams) {
     let vocab = pass.params().vocab();
-    let mut extra: Vec<GptParams> = pass.groups[1..]
-        .iter()
-        .map(|_| grads.zeros_like())
-        .collect();
-    let mut at = 0;
-    let mut jobs = Vec::with_capacity(pass.groups.len());
-    let targets = std::iter::once(&mut *grads).chain(extra.iter_mut());
-    for (trace, g) in pass.groups.iter().zip(targets) {
-        let len = trace.rows * trace.t * vocab;
-        jobs.push((trace, &d_logits[at..at + len], g));
-        at += len;
-    }
-    jobs.into_par_iter()
-        .for_each(|(trace, d, g)| bp::on_one_thread(|| backward(trace, d, g)));
-    for part in &extra {
-        for (g, p) in grads.tensors_mut().into_iter().zip(part.tensors()) {
-            add_par(g, p);
-        }
-    }
-    for part in extra {
-        give_all(&mut part.into_flat());
-    }
+    backward_per_group(
+        &pass.groups,
+        |trace| trace.rows * trace.t * vocab,
+        d_logits,
+        grads,
+        || pass.params().zeros_like(),
+        backward,
+        |grads, part| {
+            for (g, p) in grads.tensors_mut().into_iter().zip(part.tensors()) {
+                add_par(g, p);
+            }
+            give_all(&mut part.into_flat());
+        },
+    );
 }
 
 /// Adds to `grads` the gradient of the loss with respect to every parameter, given its

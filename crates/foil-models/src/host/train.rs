@@ -57,6 +57,62 @@ pub fn per_row_group<R: Send>(
     }
 }
 
+/// [`per_row_group`] over a `[rows, t]` batch: `f(group's rows, its tokens, positions and
+/// real-token flags)`.
+pub fn per_row_group_of<R: Send>(
+    tokens: &[i64],
+    positions: &[i64],
+    valid: &[bool],
+    rows: usize,
+    f: impl Fn(std::ops::Range<usize>, &[i64], &[i64], &[bool]) -> R + Sync,
+) -> Vec<R> {
+    let t = tokens.len() / rows.max(1);
+    per_row_group(rows, |r| {
+        let cols = r.start * t..r.end * t;
+        f(
+            r,
+            &tokens[cols.clone()],
+            &positions[cols.clone()],
+            &valid[cols],
+        )
+    })
+}
+
+/// The backward passes of a forward pass run in row groups ([`per_row_group_of`]):
+/// `backward(group, its rows of d_logits, gradients)` for every group side by side, each on
+/// its own thread, the first into `grads` and the others into `zeros()`, which
+/// `add(grads, part)` then folds into `grads` in group order. `logits_len(group)` is the
+/// length of the group's rows of `d_logits`.
+pub fn backward_per_group<T, G, P>(
+    groups: &[T],
+    logits_len: impl Fn(&T) -> usize,
+    d_logits: &[f32],
+    grads: &mut G,
+    zeros: impl Fn() -> P,
+    backward: impl Fn(&T, &[f32], &mut G) + Sync,
+    mut add: impl FnMut(&mut G, P),
+) where
+    T: Sync,
+    G: Send + ?Sized,
+    P: std::borrow::BorrowMut<G> + Send,
+{
+    use rayon::prelude::*;
+    let mut extra: Vec<P> = groups.iter().skip(1).map(|_| zeros()).collect();
+    let mut at = 0;
+    let mut jobs = Vec::with_capacity(groups.len());
+    let targets = std::iter::once(&mut *grads).chain(extra.iter_mut().map(|p| p.borrow_mut()));
+    for (group, g) in groups.iter().zip(targets) {
+        let len = logits_len(group);
+        jobs.push((group, &d_logits[at..at + len], g));
+        at += len;
+    }
+    jobs.into_par_iter()
+        .for_each(|(group, d, g)| foil_kernels::backprop::on_one_thread(|| backward(group, d, g)));
+    for part in extra {
+        add(grads, part);
+    }
+}
+
 /// The row groups' outputs, one after another, in one buffer (from the pool; the parts
 /// go back to it).
 pub fn concat(parts: Vec<Vec<f32>>) -> Vec<f32> {
