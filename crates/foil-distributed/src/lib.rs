@@ -17,7 +17,7 @@
 //!   the same peers join burn-collective's global level across machines through its
 //!   orchestrator (feature `orchestrator`, binary `foil-orchestrator`).
 
-use foil_core::backend::Device;
+use foil_core::backend::{Device, inner_device, open_device};
 pub use foil_core::grad_sync::{GradientSync, ThreadAllReduce};
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +59,10 @@ pub struct NodeConfig {
     pub data_service_port: u16,
 }
 
-/// Recipe part of a training stage: `data_parallel: {workers: 2, backend: threads}`.
+/// Recipe part of a training stage: `data_parallel: {workers: 2, backend: threads}`, or one
+/// worker per device: `data_parallel: {devices: [cuda:0, cuda:1]}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "DataParallelFields")]
 pub struct DataParallel {
     /// Replicas in this process (each its own thread).
     pub workers: usize,
@@ -69,6 +70,52 @@ pub struct DataParallel {
     pub backend: SyncBackend,
     /// Multi-node settings (`backend: collective` only).
     pub node: Option<NodeConfig>,
+    /// One device string per local worker, worker 0 (the run's policy, which must be on
+    /// this device) first, e.g. `[cuda:0, cuda:1]`. Empty: every worker on the run's
+    /// `device`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+}
+
+/// The fields as written in a recipe: `workers` may be left out when `devices` is given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataParallelFields {
+    workers: Option<usize>,
+    #[serde(default)]
+    backend: SyncBackend,
+    node: Option<NodeConfig>,
+    #[serde(default)]
+    devices: Vec<String>,
+}
+
+impl TryFrom<DataParallelFields> for DataParallel {
+    type Error = String;
+
+    fn try_from(f: DataParallelFields) -> Result<Self, String> {
+        let workers = match (f.workers, f.devices.len()) {
+            (Some(w), 0) => w,
+            (None, 0) => DataParallel::default().workers,
+            (None, d) => d,
+            (Some(w), d) if w == d => w,
+            (Some(w), d) => {
+                return Err(format!(
+                    "data_parallel: workers is {w} but {d} devices are listed; list one device \
+                     per worker (worker 0, the run's policy, first) or leave workers out"
+                ));
+            }
+        };
+        for (w, d) in f.devices.iter().enumerate() {
+            foil_core::backend::parse_device(d)
+                .map_err(|e| format!("data_parallel.devices[{w}]: {e}"))?;
+        }
+        Ok(Self {
+            workers,
+            backend: f.backend,
+            node: f.node,
+            devices: f.devices,
+        })
+    }
 }
 
 impl Default for DataParallel {
@@ -77,6 +124,7 @@ impl Default for DataParallel {
             workers: 2,
             backend: SyncBackend::Threads,
             node: None,
+            devices: Vec::new(),
         }
     }
 }
@@ -139,11 +187,49 @@ impl DataParallel {
         Ok(())
     }
 
-    /// One all-reduce handle per local worker, rank 0 first, for replicas on `device`.
-    pub fn peers(&self, device: &Device) -> anyhow::Result<Vec<Box<dyn GradientSync>>> {
+    /// The device of each local worker, worker 0 first: `devices` opened (a CUDA device is
+    /// checked for its driver), or `run_device` for every worker when none are listed.
+    /// Worker 0 is the run's policy, so a listed first device must be `run_device`.
+    pub fn worker_devices(&self, run_device: &Device) -> anyhow::Result<Vec<Device>> {
+        let run_device = inner_device(run_device);
+        if self.devices.is_empty() {
+            return Ok(vec![run_device; self.workers]);
+        }
+        anyhow::ensure!(
+            self.devices.len() == self.workers,
+            "data_parallel: {} devices listed for {} workers",
+            self.devices.len(),
+            self.workers
+        );
+        let devices = self
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(w, d)| {
+                open_device(d).map_err(|e| anyhow::anyhow!("data_parallel.devices[{w}]: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            devices[0] == run_device,
+            "data_parallel.devices[0] is `{}`, but worker 0 is the run's policy, which is on \
+             {run_device:?}: list the run's `device` first",
+            self.devices[0]
+        );
+        Ok(devices)
+    }
+
+    /// One all-reduce handle per local worker, rank 0 first, for the replicas on `devices`
+    /// (one per worker, as [`DataParallel::worker_devices`] gives).
+    pub fn peers(&self, devices: &[Device]) -> anyhow::Result<Vec<Box<dyn GradientSync>>> {
         anyhow::ensure!(
             self.workers >= 1,
             "data_parallel.workers must be at least 1"
+        );
+        anyhow::ensure!(
+            devices.len() == self.workers,
+            "data_parallel: {} devices for {} workers",
+            devices.len(),
+            self.workers
         );
         match self.backend {
             SyncBackend::Threads => Ok(ThreadAllReduce::group(self.workers)?
@@ -153,8 +239,10 @@ impl DataParallel {
             #[cfg(feature = "collective")]
             SyncBackend::Collective => {
                 CollectiveAllReduce::reset();
-                (0..self.workers)
-                    .map(|w| {
+                devices
+                    .iter()
+                    .enumerate()
+                    .map(|(w, device)| {
                         Ok(Box::new(CollectiveAllReduce::new(
                             self.global_rank(w),
                             self.workers,
@@ -165,13 +253,10 @@ impl DataParallel {
                     .collect()
             }
             #[cfg(not(feature = "collective"))]
-            SyncBackend::Collective => {
-                let _ = device;
-                anyhow::bail!(
-                    "data_parallel.backend `collective` needs burn-collective, which this build \
-                     leaves out: rebuild with --features foil-distributed/collective"
-                )
-            }
+            SyncBackend::Collective => anyhow::bail!(
+                "data_parallel.backend `collective` needs burn-collective, which this build \
+                 leaves out: rebuild with --features foil-distributed/collective"
+            ),
         }
     }
 }
@@ -241,6 +326,46 @@ mod tests {
     }
 
     #[test]
+    fn devices_set_the_workers_and_are_checked() {
+        // workers follow the list when left out
+        let dp = parse("{devices: [cpu, cpu-ndarray, cpu]}").unwrap();
+        assert_eq!(dp.workers, 3);
+        let cpu = foil_core::backend::parse_device("cpu").unwrap();
+        let nd = foil_core::backend::parse_device("cpu-ndarray").unwrap();
+        assert_eq!(
+            dp.worker_devices(&cpu).unwrap(),
+            vec![cpu.clone(), nd.clone(), cpu.clone()]
+        );
+        // the training (autodiff) device of the run's policy counts as its device
+        let train = foil_core::backend::train_device(&cpu);
+        assert_eq!(dp.worker_devices(&train).unwrap()[0], cpu);
+        // without a list every worker is on the run's device
+        assert_eq!(
+            parse("{workers: 3}")
+                .unwrap()
+                .worker_devices(&train)
+                .unwrap(),
+            vec![cpu.clone(); 3]
+        );
+        // a count that disagrees with the list
+        let e = parse("{workers: 2, devices: [cpu, cpu, cpu]}").unwrap_err();
+        assert!(e.contains("workers is 2 but 3 devices are listed"), "{e}");
+        parse("{workers: 3, devices: [cpu, cpu, cpu]}").unwrap();
+        // worker 0 is the run's policy: the list must start with its device
+        let e = dp.worker_devices(&nd).unwrap_err().to_string();
+        assert!(
+            e.contains("devices[0] is `cpu`") && e.contains("list the run's `device` first"),
+            "{e}"
+        );
+        // a misspelt device names the entry and the accepted names
+        let e = parse("{devices: [cpu, cpu-ndaray]}").unwrap_err();
+        assert!(
+            e.contains("data_parallel.devices[1]:") && e.contains("cpu-ndarray"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn multi_node_needs_collective_and_a_valid_index() {
         let node = "node: {nodes: 2, node_index: 1, orchestrator: 'ws://a:3000', \
                     address: 'ws://b:3001', data_service_port: 3001}";
@@ -270,7 +395,11 @@ mod tests {
             "{e}"
         );
         let device = foil_core::backend::parse_device("cpu").unwrap();
-        let e = dp.peers(&device).err().expect("an error").to_string();
+        let e = dp
+            .peers(&[device.clone(), device])
+            .err()
+            .expect("an error")
+            .to_string();
         assert!(e.contains("--features foil-distributed/collective"), "{e}");
     }
 }

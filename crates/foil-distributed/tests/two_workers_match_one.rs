@@ -33,6 +33,11 @@ fn rows() -> Vec<Vec<u32>> {
 }
 
 fn policy() -> Box<dyn Policy> {
+    policy_on("cpu")
+}
+
+/// The test policy on `device` (`cpu` = flex, `cpu-ndarray`: another device).
+fn policy_on(device: &str) -> Box<dyn Policy> {
     let cfg = TinyGpt {
         d_model: 16,
         layers: 1,
@@ -43,7 +48,7 @@ fn policy() -> Box<dyn Policy> {
         precision: Default::default(),
     };
     let mut p = cfg
-        .build(VOCAB, &parse_device("cpu").unwrap(), SEED)
+        .build(VOCAB, &parse_device(device).unwrap(), SEED)
         .unwrap();
     // no clipping: clipping is per parameter on the reduced gradient, identical either way
     p.reset_optimizer(&OptimizerConfig::Adamw {
@@ -102,8 +107,19 @@ fn two_workers_of(
     shards: [Vec<Vec<u32>>; 2],
     steps: usize,
 ) -> [Vec<f32>; 2] {
-    let main = make();
-    let mut replica = make();
+    two_workers_on([make, make], peers, shards, steps)
+}
+
+/// [`two_workers_of`] with each worker's policy made by its own function (e.g. on its own
+/// device).
+fn two_workers_on(
+    make: [&dyn Fn() -> Box<dyn Policy>; 2],
+    peers: Vec<Box<dyn GradientSync>>,
+    shards: [Vec<Vec<u32>>; 2],
+    steps: usize,
+) -> [Vec<f32>; 2] {
+    let main = make[0]();
+    let mut replica = make[1]();
     let dir = tempfile::tempdir().unwrap();
     main.save(dir.path()).unwrap();
     replica.load(dir.path()).unwrap();
@@ -141,14 +157,14 @@ fn check(backend: SyncBackend) {
     let dp = DataParallel {
         workers: 2,
         backend,
-        node: None,
+        ..DataParallel::default()
     };
-    let device = parse_device("cpu").unwrap();
+    let devices = dp.worker_devices(&parse_device("cpu").unwrap()).unwrap();
     let before = probe(policy().as_ref());
     let full = one_worker(2);
     let r = rows();
     let halves = [r[..2].to_vec(), r[2..].to_vec()];
-    let [w0, w1] = two_workers(dp.peers(&device).unwrap(), halves, 2);
+    let [w0, w1] = two_workers(dp.peers(&devices).unwrap(), halves, 2);
     // training moved the weights (else the comparison below would be empty)
     assert!(max_abs_diff(&before, &full) > 1e-2);
     // the replicas are identical (same reduced gradient, same optimizer state)
@@ -157,13 +173,56 @@ fn check(backend: SyncBackend) {
     assert!(d < 1e-4, "two workers vs one: max |Δlogit| = {d}");
     // both workers on the first half is a different update: the check can fail
     let same = [r[..2].to_vec(), r[..2].to_vec()];
-    let [wrong, _] = two_workers(dp.peers(&device).unwrap(), same, 2);
+    let [wrong, _] = two_workers(dp.peers(&devices).unwrap(), same, 2);
     assert!(max_abs_diff(&wrong, &full) > 1e-3);
 }
 
 #[test]
 fn thread_workers_on_two_halves_match_one_worker_on_the_batch() {
     check(SyncBackend::Threads);
+}
+
+/// One worker per device: worker 0 on flex, worker 1 on ndarray (`devices: [cpu,
+/// cpu-ndarray]`), two different burn devices in one process, so every tensor that crosses
+/// between workers (gathered log-probs, reduced gradients) has to change device. Same
+/// arithmetic and tolerance as above against one flex worker. The replicas are close but
+/// need not be bit-identical here: the two backends apply the same AdamW update with their
+/// own f32 kernels.
+#[test]
+fn workers_on_two_devices_match_one_worker_on_the_batch() {
+    let dp: DataParallel = serde_saphyr::from_str("{devices: [cpu, cpu-ndarray]}").unwrap();
+    assert_eq!(dp.workers, 2);
+    let devices = dp.worker_devices(&parse_device("cpu").unwrap()).unwrap();
+    assert_ne!(devices[0], devices[1]);
+    assert_eq!(devices[1], parse_device("cpu-ndarray").unwrap());
+    let on_ndarray = || policy_on("cpu-ndarray");
+    assert_eq!(
+        foil_core::backend::inner_device(&on_ndarray().device()),
+        devices[1]
+    );
+    let full = one_worker(2);
+    let r = rows();
+    let halves = [r[..2].to_vec(), r[2..].to_vec()];
+    let [w0, w1] = two_workers_on(
+        [&policy, &on_ndarray],
+        dp.peers(&devices).unwrap(),
+        halves,
+        2,
+    );
+    let d = max_abs_diff(&w0, &full);
+    assert!(
+        d < 1e-4,
+        "flex + ndarray workers vs one: max |Δlogit| = {d}"
+    );
+    let d = max_abs_diff(&w1, &full);
+    assert!(
+        d < 1e-4,
+        "the ndarray replica vs one worker: max |Δlogit| = {d}"
+    );
+    // both on the first half: a different update, so the check can fail
+    let same = [r[..2].to_vec(), r[..2].to_vec()];
+    let [wrong, _] = two_workers_on([&policy, &on_ndarray], dp.peers(&devices).unwrap(), same, 2);
+    assert!(max_abs_diff(&wrong, &full) > 1e-3);
 }
 
 /// The `hf` policy with LoRA adapters (the qwen2 test fixture of foil-models): the frozen
@@ -195,9 +254,8 @@ fn lora_hf_workers_on_two_halves_match_one_worker() {
         to_vec(r.forward(&seqs.to_input(&r.device())))
     });
     let full = one_worker_of(&make, &rows, 3);
-    let peers = DataParallel::default()
-        .peers(&parse_device("cpu").unwrap())
-        .unwrap();
+    let cpu = parse_device("cpu").unwrap();
+    let peers = DataParallel::default().peers(&[cpu.clone(), cpu]).unwrap();
     let [w0, w1] = two_workers_of(&make, peers, [rows[..2].to_vec(), rows[2..].to_vec()], 3);
     assert_eq!(max_abs_diff(&w0, &w1), 0.0);
     // the adapters moved (B starts at 0, so step 1 moves only B; steps 2-3 both)

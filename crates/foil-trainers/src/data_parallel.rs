@@ -31,14 +31,14 @@
 //! evaluation on `[n, T-1]` tensors, both tiny next to the model's forward and backward.
 
 use burn::tensor::{Tensor, TensorData};
-use foil_core::backend::B;
+use foil_core::backend::{B, inner_device};
 use foil_core::batch::{
     HostPolicyBatch, PolicyBatch, SeqBatch, shard_rows, to_vec, token_entropy, token_logprobs,
 };
 use foil_core::grad_sync::GradientSync;
 use foil_core::policy::{OptimizerConfig, Policy};
 use foil_core::run::RunContext;
-use foil_core::{Objective, PolicyOutput};
+use foil_core::{Objective, PolicyConfig, PolicyOutput};
 use foil_distributed::DataParallel;
 
 pub use crate::train_step::NonFinite;
@@ -53,27 +53,60 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Builds workers 1.. as copies of `ctx.policy` (after its optimizer is prepared).
+    /// Builds workers 1.. as copies of `ctx.policy` (after its optimizer is prepared), each
+    /// on its device of `dp.devices` (default: the run's).
     pub(crate) fn new(
         ctx: &RunContext,
         dp: &DataParallel,
         optimizer: &OptimizerConfig,
     ) -> anyhow::Result<Self> {
+        let workers = Self::replicating(
+            ctx.policy.as_ref(),
+            ctx.policy_config.as_ref(),
+            ctx.task.tokenizer.vocab_size(),
+            ctx.seed,
+            dp,
+            optimizer,
+        )?;
+        if ctx.progress && dp.workers > 1 {
+            let devices: Vec<String> = std::iter::once(&ctx.policy)
+                .chain(&workers.replicas)
+                .map(|p| format!("{:?}", inner_device(&p.device())))
+                .collect();
+            eprintln!(
+                "{}: data_parallel: {} workers on {}",
+                ctx.stage_type,
+                dp.workers,
+                devices.join(", ")
+            );
+        }
+        Ok(workers)
+    }
+
+    /// Workers 1.. built from `config` (vocabulary `vocab`, `seed`) on their devices of
+    /// `dp.devices` (default: the leader's), then loaded with `leader`'s saved weights and
+    /// optimizer state.
+    pub fn replicating(
+        leader: &dyn Policy,
+        config: &dyn PolicyConfig,
+        vocab: usize,
+        seed: u64,
+        dp: &DataParallel,
+        optimizer: &OptimizerConfig,
+    ) -> anyhow::Result<Self> {
+        let devices = dp.worker_devices(&leader.device())?;
         let dir = tempfile::tempdir()?;
-        ctx.policy.save(dir.path())?;
-        let replicas = (1..dp.workers)
-            .map(|_| {
-                let mut p = ctx.policy_config.build(
-                    ctx.task.tokenizer.vocab_size(),
-                    &ctx.device,
-                    ctx.seed,
-                )?;
+        leader.save(dir.path())?;
+        let replicas = devices[1..]
+            .iter()
+            .map(|device| {
+                let mut p = config.build(vocab, device, seed)?;
                 p.reset_optimizer(optimizer);
                 p.load(dir.path())?;
                 Ok(p)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let peers = dp.peers(&ctx.policy.device())?;
+        let peers = dp.peers(&devices)?;
         Ok(Self {
             dp: dp.clone(),
             replicas,
@@ -106,7 +139,10 @@ impl Workers {
             workers: replicas.len() + 1,
             ..DataParallel::default()
         };
-        let peers = dp.peers(&leader.device())?;
+        let devices: Vec<_> = std::iter::once(leader.device())
+            .chain(replicas.iter().map(|r| r.device()))
+            .collect();
+        let peers = dp.peers(&devices)?;
         Ok(Self {
             dp,
             replicas,
@@ -440,6 +476,73 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
+    /// `devices: [cpu, cpu-ndarray]` puts the replica on ndarray, loaded with the leader's
+    /// weights; a data-parallel update then gives the plain update's loss, and both workers
+    /// the plain policy's new log-probs.
+    #[test]
+    fn replicas_are_built_on_their_listed_devices() {
+        let obj = objective();
+        let (host, b) = batch();
+        let config = foil_models::TinyGpt {
+            d_model: 16,
+            layers: 1,
+            heads: 2,
+            context: 16,
+            mlp_ratio: 2,
+            init_seed: 0,
+            precision: Default::default(),
+        };
+        let optimizer = OptimizerConfig::adamw(1e-2);
+        let cpu = parse_device("cpu").unwrap();
+        let build = || {
+            let mut p = config.build(12, &cpu, 3).unwrap();
+            p.reset_optimizer(&optimizer);
+            p
+        };
+        let dp: DataParallel =
+            serde_json::from_str(r#"{"devices": ["cpu", "cpu-ndarray"]}"#).unwrap();
+        let mut leader = build();
+        let mut w = Workers::replicating(leader.as_ref(), &config, 12, 3, &dp, &optimizer).unwrap();
+        assert_eq!(w.replicas.len(), 1);
+        let nd = parse_device("cpu-ndarray").unwrap();
+        assert_eq!(inner_device(&w.replicas[0].device()), nd);
+        assert_eq!(inner_device(&leader.device()), cpu);
+        // the replica starts with the leader's weights, on the other device
+        let before = logprobs(leader.as_ref(), &b);
+        let b_nd = host.to_device(&train_device(&nd), 6);
+        let d = max_abs_diff(&before, &logprobs(w.replicas[0].as_ref(), &b_nd));
+        assert!(d < 1e-5, "replica vs leader before training: {d}");
+
+        let mut plain = build();
+        let logits = plain.forward(&b.input);
+        let out = PolicyOutput {
+            entropy: Some(token_entropy(logits.clone())),
+            logprobs: token_logprobs(logits, b.targets.clone()),
+        };
+        let loss = obj.loss(&b, &out).unwrap();
+        let want = loss.value.clone().into_scalar();
+        plain.step(loss.value, 1e-2).unwrap();
+        let got = w
+            .step_on(&mut leader, &obj, &host, &b, 1e-2)
+            .unwrap()
+            .ok()
+            .unwrap();
+        assert!(
+            (got[0].1 - want).abs() < 1e-6,
+            "loss {} vs {want}",
+            got[0].1
+        );
+        let after = logprobs(plain.as_ref(), &b);
+        assert!(
+            max_abs_diff(&before, &after) > 1e-3,
+            "the update moved nothing"
+        );
+        let d = max_abs_diff(&after, &logprobs(leader.as_ref(), &b));
+        assert!(d < 1e-4, "leader vs plain after the update: {d}");
+        let d = max_abs_diff(&after, &logprobs(w.replicas[0].as_ref(), &b_nd));
+        assert!(d < 1e-4, "ndarray replica vs plain after the update: {d}");
+    }
+
     /// Two updates with `workers` local workers against two plain updates: the same loss
     /// values, the same reduced gradient per parameter (1e-5), shard gradients that differ
     /// from each other before the reduce, and the same weights afterwards (1e-4), the
@@ -626,7 +729,7 @@ mod tests {
                         workers,
                         ..DataParallel::default()
                     }
-                    .peers(&leader.device())
+                    .peers(&vec![leader.device(); workers])
                     .unwrap(),
                 };
                 let t = std::time::Instant::now();

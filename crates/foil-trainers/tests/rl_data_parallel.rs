@@ -109,6 +109,13 @@ fn three_workers_on_uneven_shards() {
 }
 
 #[test]
+fn workers_on_two_devices() {
+    // the leader on flex (`device: cpu`), the replica on ndarray: 8 + 8 rows
+    let t = same_as_one_worker("", "{devices: [cpu, cpu-ndarray]}");
+    assert!(t[3][1] > 1e-4, "{t:?}");
+}
+
+#[test]
 fn a_resumed_data_parallel_rl_stage_continues_identically() {
     let full = tempfile::tempdir().unwrap();
     let cut = tempfile::tempdir().unwrap();

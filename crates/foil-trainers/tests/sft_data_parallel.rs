@@ -59,6 +59,27 @@ fn two_thread_workers_log_the_same_losses_as_one() {
     assert!(d < 1e-4, "one worker {single:?}\ntwo workers {dp:?}");
 }
 
+/// One worker per device: the run's policy on flex (`device: cpu`), the replica on
+/// ndarray, so the replica is built, loaded and stepped on another burn device than the
+/// leader, and the gathered log-probs and reduced gradients cross between them.
+#[test]
+fn workers_on_two_devices_log_the_same_losses_as_one() {
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let single = losses(&run_recipe(one.path(), &recipe("", 16), None).unwrap());
+    let dp = losses(
+        &run_recipe(
+            two.path(),
+            &recipe(", data_parallel: {devices: [cpu, cpu-ndarray]}", 16),
+            None,
+        )
+        .unwrap(),
+    );
+    assert!(single[0] - single[5] > 0.1, "{single:?}");
+    let d = max_diff(&single, &dp);
+    assert!(d < 1e-4, "one worker {single:?}\nflex + ndarray {dp:?}");
+}
+
 /// The same through burn-collective, in builds with `--features foil-distributed/collective`
 /// (a no-op otherwise).
 #[test]
@@ -114,6 +135,10 @@ fn bad_settings_are_clear_errors() {
     assert!(e.contains("workers must be at least 1"), "{e}");
     let e = error_of(", data_parallel: {workers: 3}", 16);
     assert!(e.contains("batch (16) must be divisible by the 3"), "{e}");
+    let e = error_of(", data_parallel: {devices: [cpu-ndarray, cpu]}", 16);
+    assert!(e.contains("list the run's `device` first"), "{e}");
+    let e = error_of(", data_parallel: {devices: [cpu, cuda:9]}", 16);
+    assert!(e.contains("data_parallel.devices[1]"), "{e}");
     if !foil_distributed::COLLECTIVE {
         let e = error_of(", data_parallel: {workers: 2, backend: collective}", 16);
         assert!(
