@@ -275,7 +275,7 @@ impl<B: Backend> TinyGptModel<B> {
         let device = self.head.weight.val().device();
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
-        let bias = causal_bias(key_bias(valid), &device);
+        let bias = causal_bias(key_bias(valid), &device).cast(self.head.weight.val().dtype());
         let mut h = self.embed(tokens, positions);
         for b in &self.blocks {
             h = b.forward(h, bias.clone(), None, &mut None);
@@ -300,7 +300,8 @@ impl<B: Backend> TinyGptModel<B> {
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
         let key_bias = key_bias(valid);
-        let bias = causal_bias(key_bias.clone(), &device);
+        // in the passes' dtype once here, not per layer (`precision: bf16`: bf16)
+        let bias = causal_bias(key_bias.clone(), &device).cast(self.head.weight.val().dtype());
         let mut h = self.embed(tokens, positions);
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {

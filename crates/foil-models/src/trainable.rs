@@ -218,6 +218,7 @@ pub fn attend<B: Backend>(
     bias: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     // the mask is built in f32; bf16 passes (`crate::precision`) add it in their dtype
+    // (callers cast it once per forward, which makes this a no-op)
     let bias = bias.cast(q.dtype());
     burn::tensor::module::attention(
         q,

@@ -273,8 +273,11 @@ impl<B: Backend> HfDecoder<B> {
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
         let key_bias = key_bias(valid);
-        let bias = causal_bias(key_bias.clone(), &device);
-        let rotation = Rotation::new(&self.inv_freq, positions, t, &device);
+        // mask and rotation tables in the passes' dtype once here, not per layer
+        // (`precision: bf16`: the working copy's bf16)
+        let dtype = self.embed_tokens.weight.val().dtype();
+        let bias = causal_bias(key_bias.clone(), &device).cast(dtype);
+        let rotation = Rotation::new(&self.inv_freq, positions, t, &device).cast(dtype);
         let mut h = self.embed_tokens.forward(tokens);
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {

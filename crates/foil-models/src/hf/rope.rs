@@ -127,10 +127,20 @@ impl<B: Backend> Rotation<B> {
         }
     }
 
+    /// The tables in `dtype` (a bf16 pass casts them once per forward, not per layer).
+    pub fn cast(self, dtype: burn::tensor::DType) -> Self {
+        Self {
+            cos: self.cos.cast(dtype),
+            sin: self.sin.cast(dtype),
+            rotate_half: self.rotate_half.cast(dtype),
+        }
+    }
+
     /// Rotates queries or keys laid out token-major, `[n, t, heads, d]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let heads = x.dims()[2];
-        // the tables are f32; bf16 passes (`crate::precision`) rotate in their own dtype
+        // the tables are built in f32; a bf16 pass (`crate::precision`) rotates in its own
+        // dtype (a no-op cast when the caller already used `Rotation::cast`)
         let dtype = x.dtype();
         let turn = self.rotate_half.clone().cast(dtype);
         let rotated = crate::trainable::fold_rows(x.clone(), |rows| rows.matmul(turn));
