@@ -4,9 +4,9 @@
 #   1. matmul 8192² f32 / bf16: foil (burn) vs torch          (are bf16 tensor cores used?)
 #   2. train step, GPT d 1024 × 12 layers, 8 × 512 tokens, vocabulary 32000:
 #      foil f32 vs torch f32 and TF32, foil bf16 mixed vs torch autocast bf16
-#   3. decode, SmolLM2-135M config, batch 8 and 64: foil generate vs transformers generate
-#   4. parity with transformers' fixtures on the device (fusion and autotune changed every
+#   3. parity with transformers' fixtures on the device (fusion and autotune changed every
 #      kernel): foil selftest --tol 2e-2
+#   4. decode, SmolLM2-135M config, batch 8 and 64: foil generate vs transformers generate
 # Expects gpu-bin.tar.xz in the checkout root holding gpu-bin/foil (built here with
 # `cargo build -p foil --features cuda`, stripped). Results: $OUT/bench.jsonl (one JSON line
 # per measurement, "side": "foil" | "torch") and $OUT/log.txt, then a summary of ratios.
@@ -79,6 +79,11 @@ PY
 }
 trap summary EXIT
 
+if [ "$DEV" = cuda ]; then
+  echo "== 0. a CUDA index past the machine's devices is a clear error, not a panic"
+  t 20 $FOIL bench matmul --device cuda:7 --n 64 --iters 1 2>&1 | tail -2
+fi
+
 echo "== 1. matmul $N²"
 for dt in f32 bf16; do
   t 90 $FOIL bench matmul --device $DEV --n $N --dtype $dt --iters 10 | keep foil "matmul $dt"
@@ -103,7 +108,10 @@ if [ -z "${QUICK:-}" ]; then
   t 150 $FOIL bench train --device $DEV $SIZE --warmup 2 --iters 5 --precision bf16 | keep foil "train bf16"
   t 90 python3 scripts/bench/torch_train_step.py --gpu --device $DEV $SIZE --iters 5 --precision bf16 | keep torch "train bf16"
 
-  echo "== 3. decode, SmolLM2-135M config, greedy, 16-token prompts, 128 new tokens"
+  echo "== 3. parity with transformers' fixtures on $DEV (fusion + autotune)"
+  t 90 $FOIL selftest --device $DEV --tol 2e-2 2>&1 | tail -8
+
+  echo "== 4. decode, SmolLM2-135M config, greedy, 16-token prompts, 128 new tokens"
   for batch in 8 64; do
     t 120 python3 scripts/bench/hf_generate_reference.py /tmp/smol --config smollm2-135m \
       --device $DEV --batch $batch --prompt-len 16 --new-tokens 128 | keep torch "decode b$batch"
@@ -116,8 +124,6 @@ if [ -z "${QUICK:-}" ]; then
       keep foil "decode b$batch"
   done
 
-  echo "== 4. parity with transformers' fixtures on $DEV (fusion + autotune)"
-  t 120 $FOIL selftest --device $DEV --tol 2e-2 2>&1 | tail -8
 fi
 if [ -n "${FULL:-}" ]; then
   echo "== 5. mixed precision through a recipe: hf-tiny-grpo, SFT 150 steps + RL 10, f32 vs bf16"

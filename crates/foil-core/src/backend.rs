@@ -56,34 +56,66 @@ pub fn parse_device(s: &str) -> Result<Device, FoilError> {
 }
 
 /// [`parse_device`] for a device about to be used: a CUDA device is also checked for the
-/// NVIDIA driver library, whose absence burn-cuda would report by panicking on a worker
-/// thread at first use. (Recipe validation calls `parse_device` alone, so a CUDA recipe
+/// NVIDIA driver library and for its index (`cuda:3` on a machine with two GPUs), either of
+/// which burn-cuda would report by panicking on a worker thread at first use. (Recipe validation calls `parse_device` alone, so a CUDA recipe
 /// can be checked on a machine without a GPU.)
 pub fn open_device(s: &str) -> Result<Device, FoilError> {
     let device = parse_device(s)?;
     #[cfg(feature = "cuda")]
-    if matches!(device, DispatchDevice::Cuda(_)) && !cuda_driver_loads() {
-        return Err(FoilError::DeviceUnavailable {
+    if let DispatchDevice::Cuda(cuda) = &device {
+        let unavailable = |why: String| FoilError::DeviceUnavailable {
             given: s.trim().to_string(),
-            why: "the NVIDIA driver library (libcuda.so.1) does not load: no NVIDIA driver \
-                  on this machine, or its folder is missing from LD_LIBRARY_PATH \
-                  (e.g. /usr/local/nvidia/lib64)"
-                .into(),
-        });
+            why,
+        };
+        let count = cuda_device_count().map_err(unavailable)?;
+        if cuda.index >= count {
+            return Err(unavailable(format!(
+                "this machine has {count} CUDA device(s): use cuda:0 .. cuda:{}",
+                count.saturating_sub(1)
+            )));
+        }
     }
     Ok(device)
 }
 
-/// Whether the CUDA driver library loads, under the names cudarc looks for first.
+/// The number of CUDA devices the driver reports (`cuInit` + `cuDeviceGetCount`), or why
+/// it cannot say: no driver library (under the names cudarc looks for first), or a driver
+/// call that fails (e.g. no device, or a driver older than the toolkit).
 #[cfg(feature = "cuda")]
-fn cuda_driver_loads() -> bool {
-    ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
-        .iter()
-        .any(|name| {
-            // SAFETY: loading the driver library runs its initialisers, as burn-cuda's own
-            // loading would next; the handle is closed again at once.
-            unsafe { libloading::Library::new(*name) }.is_ok()
-        })
+fn cuda_device_count() -> Result<usize, String> {
+    const NO_DRIVER: &str = "the NVIDIA driver library (libcuda.so.1) does not load: no NVIDIA \
+                             driver on this machine, or its folder is missing from \
+                             LD_LIBRARY_PATH (e.g. /usr/local/nvidia/lib64)";
+    // SAFETY: loading the driver library runs its initialisers, as burn-cuda's own loading
+    // would next; the two entry points have the driver API's C signatures
+    // (`CUresult cuInit(unsigned int)`, `CUresult cuDeviceGetCount(int *)`), and the
+    // library outlives the calls.
+    unsafe {
+        let lib = ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
+            .iter()
+            .find_map(|name| libloading::Library::new(*name).ok())
+            .ok_or_else(|| NO_DRIVER.to_string())?;
+        let init: libloading::Symbol<unsafe extern "C" fn(u32) -> i32> = lib
+            .get(b"cuInit\0")
+            .map_err(|e| format!("libcuda has no cuInit: {e}"))?;
+        let count_of: libloading::Symbol<unsafe extern "C" fn(*mut i32) -> i32> = lib
+            .get(b"cuDeviceGetCount\0")
+            .map_err(|e| format!("libcuda has no cuDeviceGetCount: {e}"))?;
+        let code = init(0);
+        if code != 0 {
+            // 100 = CUDA_ERROR_NO_DEVICE, 35 = CUDA_ERROR_INSUFFICIENT_DRIVER
+            return Err(format!(
+                "the CUDA driver did not initialise (cuInit returned CUresult {code}; 100: no \
+                 CUDA device, 35: driver too old)"
+            ));
+        }
+        let mut count = 0i32;
+        let code = count_of(&mut count);
+        if code != 0 {
+            return Err(format!("cuDeviceGetCount returned CUresult {code}"));
+        }
+        Ok(count.max(0) as usize)
+    }
 }
 
 /// The autodiff device that wraps `device`: parameters being trained live here.
