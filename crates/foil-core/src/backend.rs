@@ -74,8 +74,48 @@ pub fn open_device(s: &str) -> Result<Device, FoilError> {
                 count.saturating_sub(1)
             )));
         }
+        configure_kernel_cache();
     }
     Ok(device)
+}
+
+/// Turns on cubecl's on-disk cache of compiled kernels (PTX) before the first CUDA kernel,
+/// unless a `cubecl.toml` / `burn.toml` already names a `[compilation] cache` or
+/// `FOIL_KERNEL_CACHE=0` is set.
+///
+/// Why: with fusion and autotune a CUDA process compiles hundreds of kernels with NVRTC
+/// (every autotune candidate is compiled before it is timed); on an H200 the first train
+/// step of the d 1024 GPT took 62 s in f32 and 150 s in bf16 at 0 % GPU use
+/// (`docs/benchmarks.md`, session 10). cubecl keeps the autotune results on disk by
+/// default but not the kernels; with the cache a second process loads the PTX instead of
+/// compiling it. It lives where cubecl keeps its autotune cache by default (`target/`
+/// beside the nearest `Cargo.toml`, else the user cache directory, `~/.cache/cubecl`).
+#[cfg(feature = "cuda")]
+fn configure_kernel_cache() {
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // once cubecl has read its config it cannot be changed (`set` would panic)
+        if CubeClRuntimeConfig::storage().lock().is_some() {
+            return;
+        }
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        if kernel_cache_wanted(std::env::var("FOIL_KERNEL_CACHE").ok().as_deref())
+            && config.compilation.cache.is_none()
+        {
+            config.compilation.cache = Some(CacheConfig::Target);
+        }
+        CubeClRuntimeConfig::set(config);
+    });
+}
+
+/// `FOIL_KERNEL_CACHE`: unset or anything but `0` / `false` / `off` keeps the cache on.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn kernel_cache_wanted(setting: Option<&str>) -> bool {
+    !matches!(
+        setting.map(|s| s.trim().to_ascii_lowercase()).as_deref(),
+        Some("0" | "false" | "off")
+    )
 }
 
 /// The number of CUDA devices the driver reports (`cuInit` + `cuDeviceGetCount`), or why
@@ -188,6 +228,30 @@ mod tests {
         assert_eq!(
             open_device("gpu0").unwrap_err().to_string(),
             parse_device("gpu0").unwrap_err().to_string()
+        );
+    }
+
+    #[test]
+    fn the_kernel_cache_is_on_unless_switched_off() {
+        assert!(kernel_cache_wanted(None));
+        assert!(kernel_cache_wanted(Some("1")));
+        for off in ["0", "false", " OFF "] {
+            assert!(!kernel_cache_wanted(Some(off)), "{off}");
+        }
+    }
+
+    /// With the `cuda` feature (not built by CI): the config cubecl will read has the
+    /// kernel cache on, at the autotune cache's default place.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn configuring_turns_cubecls_kernel_cache_on() {
+        use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+        configure_kernel_cache();
+        let config = CubeClRuntimeConfig::get();
+        assert!(
+            matches!(config.compilation.cache, Some(CacheConfig::Target)),
+            "{:?}",
+            config.compilation.cache
         );
     }
 

@@ -35,9 +35,14 @@ pub fn selftest(fixtures: &Path, device: &str, tol: f32) -> anyhow::Result<()> {
             p.forward_max_diff,
             p.steps,
             p.decode_max_diff,
-            match p.first_token_mismatch {
-                None => "identical".to_string(),
-                Some((r, s)) => format!("differ at row {r} step {s}"),
+            match (p.first_token_mismatch, p.mismatch_margin) {
+                (None, _) => "identical".to_string(),
+                (Some((r, s)), Some(m)) if m < 2.0 * tol => format!(
+                    "differ at row {r} step {s}, a near-tie (transformers' margin {m:.1e} < 2·tol)"
+                ),
+                (Some((r, s)), Some(m)) =>
+                    format!("differ at row {r} step {s} (transformers' margin {m:.1e})"),
+                (Some((r, s)), None) => format!("differ at row {r} step {s}"),
             },
             if ok { "yes" } else { "NO" },
             start.elapsed().as_secs_f64()
