@@ -67,55 +67,141 @@ pub fn open_device(s: &str) -> Result<Device, FoilError> {
             given: s.trim().to_string(),
             why,
         };
-        let count = cuda_device_count().map_err(unavailable)?;
-        if cuda.index >= count {
+        let archs = cuda_devices()
+            .as_ref()
+            .map_err(|e| unavailable(e.clone()))?;
+        if cuda.index >= archs.len() {
             return Err(unavailable(format!(
-                "this machine has {count} CUDA device(s): use cuda:0 .. cuda:{}",
-                count.saturating_sub(1)
+                "this machine has {} CUDA device(s): use cuda:0 .. cuda:{}",
+                archs.len(),
+                archs.len().saturating_sub(1)
             )));
         }
-        configure_kernel_cache();
+        configure_kernel_cache(archs);
     }
     Ok(device)
 }
 
+/// The compute capability (major, minor) of every CUDA device, in index order, as the
+/// driver reports it (`cuInit`, `cuDeviceGetCount`, `cuDeviceGet`,
+/// `cuDeviceGetAttribute`), or why it cannot: no driver library (under the names cudarc
+/// looks for first), or a driver call that fails (no device, a driver older than the
+/// toolkit). Asked once per process; the library stays loaded, as cudarc keeps it.
+#[cfg(feature = "cuda")]
+fn cuda_devices() -> &'static Result<Vec<(i32, i32)>, String> {
+    static DEVICES: std::sync::OnceLock<Result<Vec<(i32, i32)>, String>> =
+        std::sync::OnceLock::new();
+    DEVICES.get_or_init(|| {
+        const NO_DRIVER: &str = "the NVIDIA driver library (libcuda.so.1) does not load: no \
+                                 NVIDIA driver on this machine, or its folder is missing from \
+                                 LD_LIBRARY_PATH (e.g. /usr/local/nvidia/lib64)";
+        // compute capability attributes of the driver API (`CUdevice_attribute`)
+        const MAJOR: i32 = 75;
+        const MINOR: i32 = 76;
+        // SAFETY: loading the driver library runs its initialisers, as burn-cuda's own
+        // loading would next; it is never unloaded (leaked), so the symbols stay valid, and
+        // unloading an initialised driver is a known source of crashes. The entry points
+        // have the driver API's C signatures: `CUresult cuInit(unsigned int)`,
+        // `cuDeviceGetCount(int *)`, `cuDeviceGet(CUdevice *, int)`,
+        // `cuDeviceGetAttribute(int *, CUdevice_attribute, CUdevice)`, with `CUresult`,
+        // `CUdevice` and the attribute enum all C ints.
+        unsafe {
+            let lib: &'static libloading::Library = Box::leak(Box::new(
+                ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
+                    .iter()
+                    .find_map(|name| libloading::Library::new(*name).ok())
+                    .ok_or_else(|| NO_DRIVER.to_string())?,
+            ));
+            let symbol = |name: &str| format!("libcuda has no {name}");
+            let init: libloading::Symbol<unsafe extern "C" fn(u32) -> i32> =
+                lib.get(b"cuInit\0").map_err(|_| symbol("cuInit"))?;
+            let count_of: libloading::Symbol<unsafe extern "C" fn(*mut i32) -> i32> = lib
+                .get(b"cuDeviceGetCount\0")
+                .map_err(|_| symbol("cuDeviceGetCount"))?;
+            let device_at: libloading::Symbol<unsafe extern "C" fn(*mut i32, i32) -> i32> = lib
+                .get(b"cuDeviceGet\0")
+                .map_err(|_| symbol("cuDeviceGet"))?;
+            let attribute: libloading::Symbol<unsafe extern "C" fn(*mut i32, i32, i32) -> i32> =
+                lib.get(b"cuDeviceGetAttribute\0")
+                    .map_err(|_| symbol("cuDeviceGetAttribute"))?;
+            let check = |what: &str, code: i32| {
+                if code == 0 {
+                    Ok(())
+                } else {
+                    // 100 = CUDA_ERROR_NO_DEVICE, 35 = CUDA_ERROR_INSUFFICIENT_DRIVER
+                    Err(format!(
+                        "the CUDA driver call {what} returned CUresult {code} (100: no CUDA \
+                         device, 35: driver too old)"
+                    ))
+                }
+            };
+            check("cuInit", init(0))?;
+            let mut count = 0i32;
+            check("cuDeviceGetCount", count_of(&mut count))?;
+            (0..count.max(0))
+                .map(|ordinal| {
+                    let (mut device, mut major, mut minor) = (0i32, 0i32, 0i32);
+                    check("cuDeviceGet", device_at(&mut device, ordinal))?;
+                    check("cuDeviceGetAttribute", attribute(&mut major, MAJOR, device))?;
+                    check("cuDeviceGetAttribute", attribute(&mut minor, MINOR, device))?;
+                    Ok((major, minor))
+                })
+                .collect()
+        }
+    })
+}
+
 /// Turns on cubecl's on-disk cache of compiled kernels (PTX) before the first CUDA kernel,
 /// unless a `cubecl.toml` / `burn.toml` already names a `[compilation] cache` or
-/// `FOIL_KERNEL_CACHE=0` is set.
+/// `FOIL_KERNEL_CACHE=0` is set. `archs`: every device's compute capability.
 ///
 /// Why: with fusion and autotune a CUDA process compiles hundreds of kernels with NVRTC
 /// (every autotune candidate is compiled before it is timed); on an H200 the first train
 /// step of the d 1024 GPT took 62 s in f32 and 150 s in bf16 at 0 % GPU use
 /// (`docs/benchmarks.md`, session 10). cubecl keeps the autotune results on disk by
 /// default but not the kernels; with the cache a second process loads the PTX instead of
-/// compiling it. It lives where cubecl keeps its autotune cache by default (`target/`
-/// beside the nearest `Cargo.toml`, else the user cache directory, `~/.cache/cubecl`).
+/// compiling it.
+///
+/// Where: beside cubecl's default autotune cache (`target/` next to the nearest
+/// `Cargo.toml`, else the user cache directory, `~/.cache/cubecl`), in a folder per GPU
+/// architecture (`…/sm_90/`), because cubecl 0.10's cache key leaves the architecture out
+/// while its PTX is compiled for one (`sm_90a`): a cache shared with another GPU model
+/// would load PTX that does not fit. A machine whose GPUs differ in architecture gets no
+/// cache, since one process has one cubecl config.
 #[cfg(feature = "cuda")]
-fn configure_kernel_cache() {
+fn configure_kernel_cache(archs: &[(i32, i32)]) {
     use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // once cubecl has read its config it cannot be changed (`set` would panic)
-        if CubeClRuntimeConfig::storage().lock().is_some() {
+        // once cubecl has read its config it cannot change (`set` would panic), so the
+        // check and the write happen under cubecl's own lock
+        let mut stored = CubeClRuntimeConfig::storage().lock();
+        if stored.is_some() {
             return;
         }
         let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-        if kernel_cache_wanted(std::env::var("FOIL_KERNEL_CACHE").ok().as_deref())
-            && config.compilation.cache.is_none()
+        if config.compilation.cache.is_none()
+            && let Some(folder) =
+                kernel_cache_folder(archs, std::env::var("FOIL_KERNEL_CACHE").ok().as_deref())
         {
-            config.compilation.cache = Some(CacheConfig::Target);
+            let root = CacheConfig::Target.root().join(folder);
+            config.compilation.cache = Some(CacheConfig::File(root));
         }
-        CubeClRuntimeConfig::set(config);
+        *stored = Some(std::sync::Arc::new(config));
     });
 }
 
-/// `FOIL_KERNEL_CACHE`: unset or anything but `0` / `false` / `off` keeps the cache on.
+/// The kernel cache's folder for GPUs of compute capabilities `archs` (`sm_90`), or none:
+/// no devices, devices of different architectures, or `FOIL_KERNEL_CACHE` (`setting`) set
+/// to `0` / `false` / `off`.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn kernel_cache_wanted(setting: Option<&str>) -> bool {
-    !matches!(
+fn kernel_cache_folder(archs: &[(i32, i32)], setting: Option<&str>) -> Option<String> {
+    let off = matches!(
         setting.map(|s| s.trim().to_ascii_lowercase()).as_deref(),
         Some("0" | "false" | "off")
-    )
+    );
+    let &(major, minor) = archs.first()?;
+    (!off && archs.iter().all(|&a| a == (major, minor))).then(|| format!("sm_{major}{minor}"))
 }
 
 /// The number of CUDA devices the driver reports (`cuInit` + `cuDeviceGetCount`), or why
@@ -232,27 +318,34 @@ mod tests {
     }
 
     #[test]
-    fn the_kernel_cache_is_on_unless_switched_off() {
-        assert!(kernel_cache_wanted(None));
-        assert!(kernel_cache_wanted(Some("1")));
+    fn the_kernel_cache_has_a_folder_per_architecture_unless_switched_off() {
+        let h200s = [(9, 0), (9, 0)];
+        assert_eq!(kernel_cache_folder(&h200s, None).as_deref(), Some("sm_90"));
+        assert_eq!(
+            kernel_cache_folder(&[(8, 6)], Some("1")).as_deref(),
+            Some("sm_86")
+        );
         for off in ["0", "false", " OFF "] {
-            assert!(!kernel_cache_wanted(Some(off)), "{off}");
+            assert_eq!(kernel_cache_folder(&h200s, Some(off)), None, "{off}");
         }
+        // an A100 beside an H100: one process, one config, no cache fits both
+        assert_eq!(kernel_cache_folder(&[(9, 0), (8, 0)], None), None);
+        assert_eq!(kernel_cache_folder(&[], None), None);
     }
 
-    /// With the `cuda` feature (not built by CI): the config cubecl will read has the
-    /// kernel cache on, at the autotune cache's default place.
+    /// With the `cuda` feature (not built by CI; no other test here touches cubecl): the
+    /// config cubecl will read has the kernel cache on, in a folder for the architecture
+    /// (unless `FOIL_KERNEL_CACHE=0` or a cubecl.toml says otherwise).
     #[cfg(feature = "cuda")]
     #[test]
     fn configuring_turns_cubecls_kernel_cache_on() {
         use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
-        configure_kernel_cache();
+        configure_kernel_cache(&[(9, 0), (9, 0)]);
         let config = CubeClRuntimeConfig::get();
-        assert!(
-            matches!(config.compilation.cache, Some(CacheConfig::Target)),
-            "{:?}",
-            config.compilation.cache
-        );
+        match &config.compilation.cache {
+            Some(CacheConfig::File(path)) => assert!(path.ends_with("sm_90"), "{path:?}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -191,6 +191,10 @@ impl DataParallel {
     /// checked for its driver), or `run_device` for every worker when none are listed.
     /// Worker 0 is the run's policy, so a listed first device must be `run_device`.
     pub fn worker_devices(&self, run_device: &Device) -> anyhow::Result<Vec<Device>> {
+        anyhow::ensure!(
+            self.workers >= 1,
+            "data_parallel.workers must be at least 1"
+        );
         let run_device = inner_device(run_device);
         if self.devices.is_empty() {
             return Ok(vec![run_device; self.workers]);

@@ -38,10 +38,12 @@ pub fn selftest(fixtures: &Path, device: &str, tol: f32) -> anyhow::Result<()> {
             match (p.first_token_mismatch, p.mismatch_margin) {
                 (None, _) => "identical".to_string(),
                 (Some((r, s)), Some(m)) if m < 2.0 * tol => format!(
-                    "differ at row {r} step {s}, a near-tie (transformers' margin {m:.1e} < 2·tol)"
+                    "first differ at row {r} step {s}, near-ties (transformers' largest margin \
+                     {m:.1e} < 2·tol)"
                 ),
-                (Some((r, s)), Some(m)) =>
-                    format!("differ at row {r} step {s} (transformers' margin {m:.1e})"),
+                (Some((r, s)), Some(m)) => format!(
+                    "first differ at row {r} step {s} (transformers' largest margin {m:.1e})"
+                ),
                 (Some((r, s)), None) => format!("differ at row {r} step {s}"),
             },
             if ok { "yes" } else { "NO" },

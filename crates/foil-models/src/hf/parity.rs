@@ -105,20 +105,32 @@ fn expected(dir: &Path) -> anyhow::Result<Expected> {
                 .collect()
         })
         .collect();
+    let vocab = j["vocab"].as_u64().context("`vocab` missing")? as usize;
+    let generated = ints(&j["generated"], "generated")?;
+    anyhow::ensure!(
+        generated.iter().flatten().all(|&g| (g as usize) < vocab),
+        "{}: a `generated` token is outside the vocabulary of {vocab}",
+        path.display()
+    );
     Ok(Expected {
-        vocab: j["vocab"].as_u64().context("`vocab` missing")? as usize,
+        vocab,
         t: tokens.first().map_or(0, Vec::len),
         rows,
         logits: floats(&j["logits"], "logits")?,
-        generated: ints(&j["generated"], "generated")?,
+        generated,
         step_logits: floats(&j["step_logits"], "step_logits")?,
     })
 }
 
+/// Largest `|a − b|`; a NaN on either side counts as an infinite difference (`f32::max`
+/// would skip it).
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
-        .map(|(x, y)| (x - y).abs())
+        .map(|(x, y)| {
+            let d = (x - y).abs();
+            if d.is_nan() { f32::INFINITY } else { d }
+        })
         .fold(0.0, f32::max)
 }
 
@@ -264,5 +276,9 @@ mod tests {
         let same = greedy_against(&e, vec![0.0, 1.0, 0.995], |_, _| vec![2.0, 0.0, 0.0]);
         assert_eq!((same.1, same.2), (None, None));
         assert!(parity(same).holds(1e-4));
+        // a NaN logit is an infinite difference, not a skipped one
+        let nan = greedy_against(&e, vec![0.0, 1.0, 0.995], |_, _| vec![2.0, f32::NAN, 0.0]);
+        assert_eq!(nan.0, f32::INFINITY);
+        assert!(!parity(nan).holds(1.0));
     }
 }
