@@ -204,46 +204,6 @@ fn kernel_cache_folder(archs: &[(i32, i32)], setting: Option<&str>) -> Option<St
     (!off && archs.iter().all(|&a| a == (major, minor))).then(|| format!("sm_{major}{minor}"))
 }
 
-/// The number of CUDA devices the driver reports (`cuInit` + `cuDeviceGetCount`), or why
-/// it cannot say: no driver library (under the names cudarc looks for first), or a driver
-/// call that fails (e.g. no device, or a driver older than the toolkit).
-#[cfg(feature = "cuda")]
-fn cuda_device_count() -> Result<usize, String> {
-    const NO_DRIVER: &str = "the NVIDIA driver library (libcuda.so.1) does not load: no NVIDIA \
-                             driver on this machine, or its folder is missing from \
-                             LD_LIBRARY_PATH (e.g. /usr/local/nvidia/lib64)";
-    // SAFETY: loading the driver library runs its initialisers, as burn-cuda's own loading
-    // would next; the two entry points have the driver API's C signatures
-    // (`CUresult cuInit(unsigned int)`, `CUresult cuDeviceGetCount(int *)`), and the
-    // library outlives the calls.
-    unsafe {
-        let lib = ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
-            .iter()
-            .find_map(|name| libloading::Library::new(*name).ok())
-            .ok_or_else(|| NO_DRIVER.to_string())?;
-        let init: libloading::Symbol<unsafe extern "C" fn(u32) -> i32> = lib
-            .get(b"cuInit\0")
-            .map_err(|e| format!("libcuda has no cuInit: {e}"))?;
-        let count_of: libloading::Symbol<unsafe extern "C" fn(*mut i32) -> i32> = lib
-            .get(b"cuDeviceGetCount\0")
-            .map_err(|e| format!("libcuda has no cuDeviceGetCount: {e}"))?;
-        let code = init(0);
-        if code != 0 {
-            // 100 = CUDA_ERROR_NO_DEVICE, 35 = CUDA_ERROR_INSUFFICIENT_DRIVER
-            return Err(format!(
-                "the CUDA driver did not initialise (cuInit returned CUresult {code}; 100: no \
-                 CUDA device, 35: driver too old)"
-            ));
-        }
-        let mut count = 0i32;
-        let code = count_of(&mut count);
-        if code != 0 {
-            return Err(format!("cuDeviceGetCount returned CUresult {code}"));
-        }
-        Ok(count.max(0) as usize)
-    }
-}
-
 /// The autodiff device that wraps `device`: parameters being trained live here.
 pub fn train_device(device: &Device) -> Device {
     match device {
