@@ -406,8 +406,8 @@ mod tests {
             .unzip()
     }
 
-    fn policy(init_seed: u64) -> Box<dyn Policy> {
-        let mut p = foil_models::TinyGpt {
+    fn config(init_seed: u64) -> foil_models::TinyGpt {
+        foil_models::TinyGpt {
             d_model: 16,
             layers: 1,
             heads: 2,
@@ -416,8 +416,12 @@ mod tests {
             init_seed,
             precision: Default::default(),
         }
-        .build(12, &parse_device("cpu").unwrap(), 3)
-        .unwrap();
+    }
+
+    fn policy(init_seed: u64) -> Box<dyn Policy> {
+        let mut p = config(init_seed)
+            .build(12, &parse_device("cpu").unwrap(), 3)
+            .unwrap();
         p.reset_optimizer(&OptimizerConfig::adamw(1e-2));
         p
     }
@@ -483,15 +487,7 @@ mod tests {
     fn replicas_are_built_on_their_listed_devices() {
         let obj = objective();
         let (host, b) = batch();
-        let config = foil_models::TinyGpt {
-            d_model: 16,
-            layers: 1,
-            heads: 2,
-            context: 16,
-            mlp_ratio: 2,
-            init_seed: 0,
-            precision: Default::default(),
-        };
+        let config = config(0);
         let optimizer = OptimizerConfig::adamw(1e-2);
         let cpu = parse_device("cpu").unwrap();
         let build = || {

@@ -39,24 +39,30 @@ fn losses(run: &Path) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn two_thread_workers_log_the_same_losses_as_one() {
+/// Runs the recipe without and with `data_parallel` (`settings`) and checks that both log
+/// the same loss at every step (1e-4), while training moves the loss (so that equal
+/// trajectories are not equal by accident).
+fn same_losses_as_one_worker(settings: &str) {
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let single = losses(&run_recipe(one.path(), &recipe("", 16), None).unwrap());
     let dp = losses(
         &run_recipe(
             two.path(),
-            &recipe(", data_parallel: {workers: 2}", 16),
+            &recipe(&format!(", data_parallel: {settings}"), 16),
             None,
         )
         .unwrap(),
     );
     assert_eq!(single.len(), 6);
-    // training moves the loss, so equal trajectories are not equal by accident
     assert!(single[0] - single[5] > 0.1, "{single:?}");
     let d = max_diff(&single, &dp);
-    assert!(d < 1e-4, "one worker {single:?}\ntwo workers {dp:?}");
+    assert!(d < 1e-4, "one worker {single:?}\n{settings} {dp:?}");
+}
+
+#[test]
+fn two_thread_workers_log_the_same_losses_as_one() {
+    same_losses_as_one_worker("{workers: 2}");
 }
 
 /// One worker per device: the run's policy on flex (`device: cpu`), the replica on
@@ -64,42 +70,16 @@ fn two_thread_workers_log_the_same_losses_as_one() {
 /// leader, and the gathered log-probs and reduced gradients cross between them.
 #[test]
 fn workers_on_two_devices_log_the_same_losses_as_one() {
-    let one = tempfile::tempdir().unwrap();
-    let two = tempfile::tempdir().unwrap();
-    let single = losses(&run_recipe(one.path(), &recipe("", 16), None).unwrap());
-    let dp = losses(
-        &run_recipe(
-            two.path(),
-            &recipe(", data_parallel: {devices: [cpu, cpu-ndarray]}", 16),
-            None,
-        )
-        .unwrap(),
-    );
-    assert!(single[0] - single[5] > 0.1, "{single:?}");
-    let d = max_diff(&single, &dp);
-    assert!(d < 1e-4, "one worker {single:?}\nflex + ndarray {dp:?}");
+    same_losses_as_one_worker("{devices: [cpu, cpu-ndarray]}");
 }
 
 /// The same through burn-collective, in builds with `--features foil-distributed/collective`
 /// (a no-op otherwise).
 #[test]
 fn collective_workers_log_the_same_losses_as_one() {
-    if !foil_distributed::COLLECTIVE {
-        return;
+    if foil_distributed::COLLECTIVE {
+        same_losses_as_one_worker("{workers: 2, backend: collective}");
     }
-    let one = tempfile::tempdir().unwrap();
-    let two = tempfile::tempdir().unwrap();
-    let single = losses(&run_recipe(one.path(), &recipe("", 16), None).unwrap());
-    let dp = losses(
-        &run_recipe(
-            two.path(),
-            &recipe(", data_parallel: {workers: 2, backend: collective}", 16),
-            None,
-        )
-        .unwrap(),
-    );
-    let d = max_diff(&single, &dp);
-    assert!(d < 1e-4, "one worker {single:?}\ncollective {dp:?}");
 }
 
 #[test]
