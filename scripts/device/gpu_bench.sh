@@ -7,6 +7,7 @@
 #   3. parity with transformers' fixtures on the device (fusion and autotune changed every
 #      kernel): foil selftest --tol 2e-2
 #   4. decode, SmolLM2-135M config, batch 8 and 64: foil generate vs transformers generate
+#      (timed first in phase B: the one target still without a number after session 10)
 # Expects gpu-bin.tar.xz in the checkout root holding gpu-bin/foil (built here with
 # `cargo build -p foil --features cuda`, stripped). Results: $OUT/bench.jsonl (one JSON line
 # per measurement, "side": "foil" | "torch") and $OUT/log.txt, then a summary of ratios.
@@ -120,6 +121,21 @@ if [ "$DEV" = cuda ]; then
   t 20 $FOIL bench matmul --device cuda:7 --n 64 --iters 1 2>&1 | tail -2
 fi
 
+# decode first: it is the one GPU target session 10 could not time
+if [ -z "${QUICK:-}" ]; then
+  echo "== 4. decode, SmolLM2-135M config, greedy, 16-token prompts, 128 new tokens"
+  for batch in 8 64; do
+    t 120 python3 scripts/bench/hf_generate_reference.py /tmp/smol --config smollm2-135m \
+      --device $DEV --batch $batch --prompt-len 16 --new-tokens 128 | keep torch "decode b$batch"
+    t 150 $FOIL generate --policy /tmp/smol -n $batch $DECODE > /dev/null 2> "$OUT/foil-decode-b$batch.err"
+    grep -E '\[.* s, rc|rror' "$OUT/foil-decode-b$batch.err"
+    # "8 completion(s), 266.0 tokens/s (load …)" → a JSON line like the others
+    grep -o '[0-9.]* tokens/s' "$OUT/foil-decode-b$batch.err" 2>/dev/null | tail -1 |
+      awk -v b=$batch '{print "{\"bench\": \"decode\", \"batch\": " b ", \"tokens_per_s\": " $1 "}"}' |
+      keep foil "decode b$batch"
+  done
+fi
+
 echo "== 1. matmul $N²"
 for dt in f32 bf16; do
   t 90 $FOIL bench matmul --device $DEV --n $N --dtype $dt --iters 10 | keep foil "matmul $dt"
@@ -149,17 +165,6 @@ if [ -z "${QUICK:-}" ]; then
     t 90 $FOIL selftest --device $DEV --tol 2e-2 2>&1 | tail -8
   fi
 
-  echo "== 4. decode, SmolLM2-135M config, greedy, 16-token prompts, 128 new tokens"
-  for batch in 8 64; do
-    t 120 python3 scripts/bench/hf_generate_reference.py /tmp/smol --config smollm2-135m \
-      --device $DEV --batch $batch --prompt-len 16 --new-tokens 128 | keep torch "decode b$batch"
-    t 150 $FOIL generate --policy /tmp/smol -n $batch $DECODE > /dev/null 2> "$OUT/foil-decode-b$batch.err"
-    grep -E '\[.* s, rc|rror' "$OUT/foil-decode-b$batch.err"
-    # "8 completion(s), 266.0 tokens/s (load …)" → a JSON line like the others
-    grep -o '[0-9.]* tokens/s' "$OUT/foil-decode-b$batch.err" 2>/dev/null | tail -1 |
-      awk -v b=$batch '{print "{\"bench\": \"decode\", \"batch\": " b ", \"tokens_per_s\": " $1 "}"}' |
-      keep foil "decode b$batch"
-  done
 
 fi
 if [ -n "${FULL:-}" ]; then
