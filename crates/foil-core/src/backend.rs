@@ -57,8 +57,9 @@ pub fn parse_device(s: &str) -> Result<Device, FoilError> {
 
 /// [`parse_device`] for a device about to be used: a CUDA device is also checked for the
 /// NVIDIA driver library and for its index (`cuda:3` on a machine with two GPUs), either of
-/// which burn-cuda would report by panicking on a worker thread at first use. (Recipe validation calls `parse_device` alone, so a CUDA recipe
-/// can be checked on a machine without a GPU.)
+/// which burn-cuda would report by panicking on a worker thread at first use, and turns on
+/// the kernel cache (`configure_kernel_cache`). (Recipe validation calls `parse_device`
+/// alone, so a CUDA recipe can be checked on a machine without a GPU.)
 pub fn open_device(s: &str) -> Result<Device, FoilError> {
     let device = parse_device(s)?;
     #[cfg(feature = "cuda")]
@@ -262,9 +263,9 @@ pub fn with_seed<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
 mod tests {
     use super::*;
 
-    /// CPU devices open as they parse; bad strings fail the same way. (The CUDA driver
-    /// check needs the `cuda` feature, which CI does not build: checked by hand, see
-    /// docs/benchmarks.md, session 9.)
+    /// CPU devices open as they parse; bad strings fail the same way. (The CUDA checks
+    /// need the `cuda` feature, which CI does not build: checked by hand without a driver,
+    /// and `cuda:7` on a one-GPU H200; docs/benchmarks.md, sessions 9 and 10.)
     #[test]
     fn open_device_is_parse_device_for_cpus() {
         assert!(matches!(

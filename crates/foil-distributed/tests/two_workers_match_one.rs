@@ -91,28 +91,10 @@ fn one_worker_of(make: &dyn Fn() -> Box<dyn Policy>, rows: &[Vec<u32>], steps: u
     probe(p.as_ref())
 }
 
-/// Two workers: worker 0 is a fresh policy, worker 1 a replica loaded from worker 0's saved
-/// state (as the `sft` stage makes them); `shards[w]` are worker w's rows.
+/// Two workers: worker 0 made by `make[0]`, worker 1 by `make[1]` (e.g. on another device)
+/// and then loaded from worker 0's saved state (as the `sft` stage makes replicas);
+/// `shards[w]` are worker w's rows.
 fn two_workers(
-    peers: Vec<Box<dyn GradientSync>>,
-    shards: [Vec<Vec<u32>>; 2],
-    steps: usize,
-) -> [Vec<f32>; 2] {
-    two_workers_of(&policy, peers, shards, steps)
-}
-
-fn two_workers_of(
-    make: &dyn Fn() -> Box<dyn Policy>,
-    peers: Vec<Box<dyn GradientSync>>,
-    shards: [Vec<Vec<u32>>; 2],
-    steps: usize,
-) -> [Vec<f32>; 2] {
-    two_workers_on([make, make], peers, shards, steps)
-}
-
-/// [`two_workers_of`] with each worker's policy made by its own function (e.g. on its own
-/// device).
-fn two_workers_on(
     make: [&dyn Fn() -> Box<dyn Policy>; 2],
     peers: Vec<Box<dyn GradientSync>>,
     shards: [Vec<Vec<u32>>; 2],
@@ -153,6 +135,33 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Two workers made by `make` on their `devices`, each on half of the batch, against one
+/// flex worker on the whole batch: both within 1e-4 on the probe's logits after two steps,
+/// while training moved them (> 1e-2), and both workers on the *same* half differ
+/// (> 1e-3), so the check can fail. Returns the two workers' logits.
+fn check_split(
+    dp: &DataParallel,
+    devices: &[foil_core::backend::Device],
+    make: [&dyn Fn() -> Box<dyn Policy>; 2],
+) -> [Vec<f32>; 2] {
+    let before = probe(policy().as_ref());
+    let full = one_worker(2);
+    let r = rows();
+    let halves = [r[..2].to_vec(), r[2..].to_vec()];
+    let [w0, w1] = two_workers(make, dp.peers(devices).unwrap(), halves, 2);
+    // training moved the weights (else the comparison below would be empty)
+    assert!(max_abs_diff(&before, &full) > 1e-2);
+    for (w, logits) in [&w0, &w1].into_iter().enumerate() {
+        let d = max_abs_diff(logits, &full);
+        assert!(d < 1e-4, "worker {w} of two vs one: max |Δlogit| = {d}");
+    }
+    // both workers on the first half is a different update: the check can fail
+    let same = [r[..2].to_vec(), r[..2].to_vec()];
+    let [wrong, _] = two_workers(make, dp.peers(devices).unwrap(), same, 2);
+    assert!(max_abs_diff(&wrong, &full) > 1e-3);
+    [w0, w1]
+}
+
 fn check(backend: SyncBackend) {
     let dp = DataParallel {
         workers: 2,
@@ -160,21 +169,9 @@ fn check(backend: SyncBackend) {
         ..DataParallel::default()
     };
     let devices = dp.worker_devices(&parse_device("cpu").unwrap()).unwrap();
-    let before = probe(policy().as_ref());
-    let full = one_worker(2);
-    let r = rows();
-    let halves = [r[..2].to_vec(), r[2..].to_vec()];
-    let [w0, w1] = two_workers(dp.peers(&devices).unwrap(), halves, 2);
-    // training moved the weights (else the comparison below would be empty)
-    assert!(max_abs_diff(&before, &full) > 1e-2);
+    let [w0, w1] = check_split(&dp, &devices, [&policy, &policy]);
     // the replicas are identical (same reduced gradient, same optimizer state)
     assert_eq!(max_abs_diff(&w0, &w1), 0.0);
-    let d = max_abs_diff(&w0, &full);
-    assert!(d < 1e-4, "two workers vs one: max |Δlogit| = {d}");
-    // both workers on the first half is a different update: the check can fail
-    let same = [r[..2].to_vec(), r[..2].to_vec()];
-    let [wrong, _] = two_workers(dp.peers(&devices).unwrap(), same, 2);
-    assert!(max_abs_diff(&wrong, &full) > 1e-3);
 }
 
 #[test]
@@ -200,29 +197,7 @@ fn workers_on_two_devices_match_one_worker_on_the_batch() {
         foil_core::backend::inner_device(&on_ndarray().device()),
         devices[1]
     );
-    let full = one_worker(2);
-    let r = rows();
-    let halves = [r[..2].to_vec(), r[2..].to_vec()];
-    let [w0, w1] = two_workers_on(
-        [&policy, &on_ndarray],
-        dp.peers(&devices).unwrap(),
-        halves,
-        2,
-    );
-    let d = max_abs_diff(&w0, &full);
-    assert!(
-        d < 1e-4,
-        "flex + ndarray workers vs one: max |Δlogit| = {d}"
-    );
-    let d = max_abs_diff(&w1, &full);
-    assert!(
-        d < 1e-4,
-        "the ndarray replica vs one worker: max |Δlogit| = {d}"
-    );
-    // both on the first half: a different update, so the check can fail
-    let same = [r[..2].to_vec(), r[..2].to_vec()];
-    let [wrong, _] = two_workers_on([&policy, &on_ndarray], dp.peers(&devices).unwrap(), same, 2);
-    assert!(max_abs_diff(&wrong, &full) > 1e-3);
+    check_split(&dp, &devices, [&policy, &on_ndarray]);
 }
 
 /// The `hf` policy with LoRA adapters (the qwen2 test fixture of foil-models): the frozen
@@ -256,7 +231,12 @@ fn lora_hf_workers_on_two_halves_match_one_worker() {
     let full = one_worker_of(&make, &rows, 3);
     let cpu = parse_device("cpu").unwrap();
     let peers = DataParallel::default().peers(&[cpu.clone(), cpu]).unwrap();
-    let [w0, w1] = two_workers_of(&make, peers, [rows[..2].to_vec(), rows[2..].to_vec()], 3);
+    let [w0, w1] = two_workers(
+        [&make, &make],
+        peers,
+        [rows[..2].to_vec(), rows[2..].to_vec()],
+        3,
+    );
     assert_eq!(max_abs_diff(&w0, &w1), 0.0);
     // the adapters moved (B starts at 0, so step 1 moves only B; steps 2-3 both)
     assert!(max_abs_diff(&w0, &base.unwrap()) > 1e-3);

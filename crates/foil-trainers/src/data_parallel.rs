@@ -487,18 +487,14 @@ mod tests {
     fn replicas_are_built_on_their_listed_devices() {
         let obj = objective();
         let (host, b) = batch();
-        let config = config(0);
-        let optimizer = OptimizerConfig::adamw(1e-2);
         let cpu = parse_device("cpu").unwrap();
-        let build = || {
-            let mut p = config.build(12, &cpu, 3).unwrap();
-            p.reset_optimizer(&optimizer);
-            p
-        };
         let dp: DataParallel =
             serde_json::from_str(r#"{"devices": ["cpu", "cpu-ndarray"]}"#).unwrap();
-        let mut leader = build();
-        let mut w = Workers::replicating(leader.as_ref(), &config, 12, 3, &dp, &optimizer).unwrap();
+        // the leader as `policy(0)` builds it: config(0), vocabulary 12, seed 3, AdamW 1e-2
+        let mut leader = policy(0);
+        let optimizer = OptimizerConfig::adamw(1e-2);
+        let mut w =
+            Workers::replicating(leader.as_ref(), &config(0), 12, 3, &dp, &optimizer).unwrap();
         assert_eq!(w.replicas.len(), 1);
         let nd = parse_device("cpu-ndarray").unwrap();
         assert_eq!(inner_device(&w.replicas[0].device()), nd);
@@ -509,7 +505,7 @@ mod tests {
         let d = max_abs_diff(&before, &logprobs(w.replicas[0].as_ref(), &b_nd));
         assert!(d < 1e-5, "replica vs leader before training: {d}");
 
-        let mut plain = build();
+        let mut plain = policy(0);
         let logits = plain.forward(&b.input);
         let out = PolicyOutput {
             entropy: Some(token_entropy(logits.clone())),
