@@ -38,6 +38,7 @@ macro_rules! simd_fn {
 
 pub mod backprop;
 pub mod pool;
+pub mod sampling;
 
 const ROWS: usize = 4;
 const COLS: usize = 16;

@@ -11,7 +11,11 @@
 //! ```
 //!
 //! `T = 0` means greedy: all mass on the arg-max (ties go to the lowest id).
+//!
+//! The loops over the vocabulary are `foil_kernels::sampling`'s (built at `opt-level = 3`,
+//! eight lanes, no sort of the whole vocabulary for top-k/top-p).
 
+use foil_kernels::sampling as kernels;
 use rand::Rng;
 
 /// Truncation settings shared by the samplers.
@@ -26,109 +30,97 @@ pub struct Truncation {
     pub min_p: f32,
 }
 
+impl Truncation {
+    /// A clear error for settings outside their range: `temperature ≥ 0`,
+    /// `0 < top_p ≤ 1`, `0 ≤ min_p ≤ 1` (`who` names the part in the message).
+    pub fn check(&self, who: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.temperature.is_finite() && self.temperature >= 0.0,
+            "{who}: temperature must be 0 (greedy) or more, not {}",
+            self.temperature
+        );
+        anyhow::ensure!(
+            self.top_p > 0.0 && self.top_p <= 1.0,
+            "{who}: top_p must be in (0, 1] (1 = off), not {}",
+            self.top_p
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.min_p),
+            "{who}: min_p must be in [0, 1] (0 = off), not {}",
+            self.min_p
+        );
+        Ok(())
+    }
+}
+
 /// Entropy in nats of `softmax(logits)`, `H = −Σ_v p_v log p_v = logsumexp(z) − Σ_v p_v z_v`.
 /// Tokens with a non-finite logit (masked out) carry no mass.
 pub fn entropy(logits: &[f32]) -> f32 {
-    let max = logits
-        .iter()
-        .cloned()
-        .filter(|z| z.is_finite())
-        .fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return 0.0;
+    kernels::entropy(logits)
+}
+
+/// The processed weights of one logits row, unnormalised, written into `w` (zeros for
+/// removed tokens); returns their sum. Greedy puts weight 1 on the arg-max.
+pub fn weights(logits: &[f32], t: &Truncation, w: &mut Vec<f32>) -> f64 {
+    w.resize(logits.len(), 0.0);
+    if t.temperature <= 0.0 {
+        w.fill(0.0);
+        w[kernels::argmax(logits)] = 1.0;
+        return 1.0;
     }
-    let (mut sum, mut weighted) = (0.0f64, 0.0f64);
-    for &z in logits.iter().filter(|z| z.is_finite()) {
-        let e = ((z - max) as f64).exp();
-        sum += e;
-        weighted += e * (z - max) as f64;
+    let total = kernels::softmax_weights(logits, 1.0 / t.temperature, w);
+    let (top_k, top_p) = (t.top_k, t.top_p < 1.0);
+    if t.min_p <= 0.0 && top_k == 0 && !top_p {
+        return total;
     }
-    (sum.ln() - weighted / sum) as f32
+    // top-k and top-p see the full distribution; the mass of top-p is that of all tokens
+    if top_k > 0 || top_p {
+        let mass = if top_p {
+            t.top_p as f64 * total
+        } else {
+            f64::INFINITY
+        };
+        kernels::keep_top(w, top_k, mass);
+    }
+    if t.min_p > 0.0 {
+        // p_i ≥ min_p · max p ⇔ w_i ≥ min_p · max w (the same normaliser). The most likely
+        // token always survives top-k and top-p, so the maximum is taken after them.
+        let top = kernels::finite_max(w);
+        kernels::drop_below(w, t.min_p * top);
+    }
+    kernels::sum(w)
 }
 
 /// The processed probabilities of one logits row (zeros for removed tokens).
 pub fn probabilities(logits: &[f32], t: &Truncation) -> Vec<f32> {
-    let v = logits.len();
-    if t.temperature <= 0.0 {
-        let mut best = 0;
-        for i in 1..v {
-            if logits[i] > logits[best] {
-                best = i;
-            }
-        }
-        let mut p = vec![0.0; v];
-        p[best] = 1.0;
-        return p;
+    let mut w = Vec::new();
+    let total = weights(logits, t, &mut w);
+    if total > 0.0 {
+        w.iter_mut().for_each(|x| *x = (*x as f64 / total) as f32);
     }
-    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut p: Vec<f32> = logits
-        .iter()
-        .map(|&z| ((z - max) / t.temperature).exp())
-        .collect();
-    normalise(&mut p);
-    let mut keep = vec![true; v];
-    // only top-k and top-p need the tokens in order (a sort per row and step)
-    if t.top_k > 0 || t.top_p < 1.0 {
-        let mut order: Vec<usize> = (0..v).collect();
-        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-        if t.top_k > 0 {
-            for &i in order.iter().skip(t.top_k) {
-                keep[i] = false;
-            }
-        }
-        if t.top_p < 1.0 {
-            let mut mass = 0.0;
-            for &i in &order {
-                if !keep[i] {
-                    continue;
-                }
-                if mass >= t.top_p {
-                    keep[i] = false;
-                } else {
-                    mass += p[i];
-                }
-            }
-        }
-    }
-    if t.min_p > 0.0 {
-        let top = p.iter().copied().fold(0.0, f32::max);
-        for i in 0..v {
-            if p[i] < t.min_p * top {
-                keep[i] = false;
-            }
-        }
-    }
-    for i in 0..v {
-        if !keep[i] {
-            p[i] = 0.0;
-        }
-    }
-    normalise(&mut p);
-    p
+    w
 }
 
-fn normalise(p: &mut [f32]) {
-    let s: f32 = p.iter().sum();
-    if s > 0.0 {
-        p.iter_mut().for_each(|x| *x /= s);
+/// One token drawn from the processed distribution of `logits` with the uniform
+/// `u ∈ [0, 1)`, and its log-probability under that distribution (0 for greedy).
+/// `scratch` holds the weights.
+pub fn sample_token(
+    logits: &[f32],
+    t: &Truncation,
+    u: f32,
+    scratch: &mut Vec<f32>,
+) -> (usize, f32) {
+    if t.temperature <= 0.0 {
+        return (kernels::argmax(logits), 0.0);
     }
+    let total = weights(logits, t, scratch);
+    let tok = kernels::draw(scratch, total, u);
+    (tok, (scratch[tok] as f64 / total).ln() as f32)
 }
 
 /// Draws an index from `p` (which sums to 1).
 pub fn draw(p: &[f32], rng: &mut impl Rng) -> usize {
-    let u: f32 = rng.random();
-    let mut acc = 0.0;
-    let mut last = 0;
-    for (i, &x) in p.iter().enumerate() {
-        if x > 0.0 {
-            acc += x;
-            last = i;
-            if u < acc {
-                return i;
-            }
-        }
-    }
-    last
+    kernels::draw(p, 1.0, rng.random())
 }
 
 #[cfg(test)]
@@ -209,6 +201,58 @@ mod tests {
             },
         );
         assert_eq!(p, vec![0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn settings_out_of_range_are_errors() {
+        assert!(OFF.check("s").is_ok());
+        for (bad, field) in [
+            (
+                Truncation {
+                    temperature: -0.5,
+                    ..OFF
+                },
+                "temperature",
+            ),
+            (
+                Truncation {
+                    temperature: f32::NAN,
+                    ..OFF
+                },
+                "temperature",
+            ),
+            (Truncation { top_p: 0.0, ..OFF }, "top_p"),
+            (Truncation { top_p: 1.5, ..OFF }, "top_p"),
+            (Truncation { min_p: -0.1, ..OFF }, "min_p"),
+        ] {
+            let e = bad.check("local sampler").unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("local sampler: {field} must be")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampled_token_and_its_logprob() {
+        // logits ln(0.5), ln(0.3), ln(0.2) at T = 1: u = 0.6 passes 0.5 and stops in the
+        // second token (0.5 + 0.3 = 0.8 > 0.6); log-prob ln 0.3 = −1.203973
+        let z = ln(&[0.5, 0.3, 0.2]);
+        let mut scratch = Vec::new();
+        let (tok, lp) = sample_token(&z, &OFF, 0.6, &mut scratch);
+        assert_eq!(tok, 1);
+        assert!((lp - 0.3f32.ln()).abs() < 1e-6, "{lp}");
+        // top-k 2 renormalises 0.5, 0.3 → 0.625, 0.375: u = 0.6 is in the first token
+        // (0.625), log-prob ln 0.625 = −0.470004
+        let (tok, lp) = sample_token(&z, &Truncation { top_k: 2, ..OFF }, 0.6, &mut scratch);
+        assert_eq!(tok, 0);
+        assert!((lp - 0.625f32.ln()).abs() < 1e-6, "{lp}");
+        // greedy: the arg-max, log-prob 0, whatever u is
+        let greedy = Truncation {
+            temperature: 0.0,
+            ..OFF
+        };
+        assert_eq!(sample_token(&z, &greedy, 0.99, &mut scratch), (0, 0.0));
     }
 
     #[test]

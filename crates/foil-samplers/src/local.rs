@@ -25,10 +25,11 @@ use foil_core::{
     Completion, Finish, Group, LogitProcessor, Problem, PromptProcessor, Sampler, Tokenizer,
     register_part,
 };
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::distribution::{Truncation, draw, entropy, probabilities};
+use crate::distribution::{Truncation, entropy, sample_token};
 
 /// Recipe part: `sampler: {type: local, n: 8, temperature: 1.0, max_tokens: 48}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -94,6 +95,10 @@ impl<'de> Deserialize<'de> for LogitProcessors {
         Vec::<Box<dyn LogitProcessor>>::deserialize(d).map(Self::new)
     }
 }
+
+/// Logits per rayon task when a step's rows are processed in parallel (a row of a large
+/// vocabulary is a task of its own; rows of a small one are grouped).
+const LOGITS_PER_TASK: usize = 1 << 15;
 
 /// One prompt row's processors (empty when none applies to its prompt).
 type RowProcessors = Vec<Arc<dyn PromptProcessor>>;
@@ -184,52 +189,69 @@ impl Local {
         let mut done = vec![false; rows];
         for step in 0..budget {
             // a finished group decodes no more: its rows stay zero and are never read
-            let mut host = vec![0f32; rows * v];
-            for (g, r) in state.iter_mut().zip(&groups) {
-                if let Some(logits) = g.0.take() {
-                    host[r.start * v..r.end * v].copy_from_slice(&to_vec(logits));
+            let mut host = if let [(logits, _)] = state.as_mut_slice() {
+                logits.take().map_or_else(|| vec![0f32; rows * v], to_vec)
+            } else {
+                let mut host = vec![0f32; rows * v];
+                for (g, r) in state.iter_mut().zip(&groups) {
+                    if let Some(logits) = g.0.take() {
+                        host[r.start * v..r.end * v].copy_from_slice(&to_vec(logits));
+                    }
                 }
-            }
+                host
+            };
             // padding is never an output (unless it doubles as end-of-sequence)
             if !tokenizer.is_eos(pad_id) && (pad_id as usize) < v {
                 for r in 0..rows {
                     host[r * v + pad_id as usize] = f32::NEG_INFINITY;
                 }
             }
+            // one uniform per live row, drawn in row order: the stream does not depend on
+            // how the rows are spread over threads below
+            let uniforms: Vec<f32> = done
+                .iter()
+                .map(|&d| if d { 0.0 } else { rng.random() })
+                .collect();
             let mut next = vec![pad_id as i64; rows];
-            for r in 0..rows {
-                if done[r] {
-                    continue;
-                }
-                let row = &mut host[r * v..(r + 1) * v];
-                let h = entropy(row);
-                if let Some(list) = procs.get(r).filter(|l| !l.is_empty()) {
-                    for proc in list {
-                        proc.process(&out[r].tokens, row);
+            // each row on its own: entropy, processors, distribution, draw, end checks
+            host.par_chunks_mut(v)
+                .zip(out.par_iter_mut())
+                .zip(done.par_iter_mut())
+                .zip(next.par_iter_mut())
+                .zip(uniforms.par_iter())
+                .enumerate()
+                .with_min_len(LOGITS_PER_TASK.div_ceil(v.max(1)))
+                .try_for_each_init(Vec::new, |scratch, (r, ((((row, c), done), next), &u))| {
+                    if *done {
+                        return Ok(());
                     }
-                    anyhow::ensure!(
-                        row.iter().any(|z| z.is_finite() || *z == f32::INFINITY),
-                        "local sampler: the logit processors removed every token of row {r}"
-                    );
-                }
-                let p = probabilities(row, &trunc);
-                let tok = draw(&p, rng);
-                let c = &mut out[r];
-                c.tokens.push(tok as u32);
-                c.logprobs.push(p[tok].ln());
-                c.entropies.push(h);
-                next[r] = tok as i64;
-                if tokenizer.is_eos(tok as u32) {
-                    c.finish = Finish::Eos;
-                    done[r] = true;
-                } else if !self.stop.is_empty() {
-                    let text = tokenizer.decode(&c.tokens);
-                    if self.stop.iter().any(|s| text.ends_with(s.as_str())) {
-                        c.finish = Finish::Stop;
-                        done[r] = true;
+                    let h = entropy(row);
+                    if let Some(list) = procs.get(r).filter(|l| !l.is_empty()) {
+                        for proc in list {
+                            proc.process(&c.tokens, row);
+                        }
+                        anyhow::ensure!(
+                            row.iter().any(|z| z.is_finite() || *z == f32::INFINITY),
+                            "local sampler: the logit processors removed every token of row {r}"
+                        );
                     }
-                }
-            }
+                    let (tok, logprob) = sample_token(row, &trunc, u, scratch);
+                    c.tokens.push(tok as u32);
+                    c.logprobs.push(logprob);
+                    c.entropies.push(h);
+                    *next = tok as i64;
+                    if tokenizer.is_eos(tok as u32) {
+                        c.finish = Finish::Eos;
+                        *done = true;
+                    } else if !self.stop.is_empty() {
+                        let text = tokenizer.decode(&c.tokens);
+                        if self.stop.iter().any(|s| text.ends_with(s.as_str())) {
+                            c.finish = Finish::Stop;
+                            *done = true;
+                        }
+                    }
+                    Ok(())
+                })?;
             if done.iter().all(|&d| d) || step + 1 == budget {
                 break;
             }
@@ -300,6 +322,7 @@ impl Sampler for Local {
             self.max_tokens > 0,
             "local sampler: max_tokens must be at least 1"
         );
+        self.truncation().check("local sampler")?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut prompts = Vec::with_capacity(problems.len() * self.n);
         let mut procs: Vec<RowProcessors> = Vec::new();
