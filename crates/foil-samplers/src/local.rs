@@ -6,7 +6,9 @@
 //! processed distribution of [`crate::distribution`] (the padding id is never drawn); its log-probability under that
 //! distribution is recorded as the behaviour log-prob. Rollouts use the gradient-free
 //! [`InferenceModel`], so no autodiff graph is built. The random stream is the `seed`
-//! argument: same seed, same completions.
+//! argument: same seed, same completions. A step's rows are processed in parallel
+//! (rayon); their uniforms are drawn first, one per live row in row order, so the
+//! completions do not depend on the number of threads.
 //!
 //! `logit_processors` (e.g. GUARD's, `crate::guard`) are asked once per prompt
 //! ([`LogitProcessor::begin`]) and then rewrite each row's raw logits, in list order, after
