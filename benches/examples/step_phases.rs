@@ -18,6 +18,7 @@ fn main() {
     let mut policy = base_gpt("cpu").unwrap();
     policy.reset_optimizer(&OptimizerConfig::adamw(1e-4));
     for _ in 0..8 {
+        let faults = minor_faults();
         let t0 = Instant::now();
         let batch = host.to_device(&policy.device(), TRAIN_LEN - 1);
         let t1 = Instant::now();
@@ -38,12 +39,25 @@ fn main() {
         let t4 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         println!(
-            "batch {:.1} forward {:.1} loss {:.1} step {:.1} total {:.1}",
+            "batch {:.1} forward {:.1} loss {:.1} step {:.1} total {:.1} (page faults {})",
             ms(t0, t1),
             ms(t1, t2),
             ms(t2, t3),
             ms(t3, t4),
-            ms(t0, t4)
+            ms(t0, t4),
+            minor_faults() - faults
         );
     }
+}
+
+/// This process's minor page faults so far (`/proc/self/stat`, field 10; 0 elsewhere).
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields after the command name, which is in parentheses
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
 }

@@ -91,6 +91,20 @@ fn avx2() -> bool {
     false
 }
 
+/// Whether this CPU has AVX-512F (the 512-bit tiles of [`linear`]). `FOIL_NO_AVX512=1`
+/// turns them off, for A/B timing and for testing the AVX2 tiles on such a CPU.
+#[inline]
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let off = *OFF.get_or_init(|| std::env::var_os("FOIL_NO_AVX512").is_some_and(|v| v == "1"));
+        return !off && std::is_x86_feature_detected!("avx512f");
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
 /// Products of at least this many multiply-adds split their column strips over rayon's
 /// threads (a decode step's 8 × 256 × 768 stays on its caller's thread; SmolLM2's
 /// vocabulary head or a prefill spreads).
@@ -143,6 +157,12 @@ unsafe impl Sync for OutPtr {}
 /// As in [`linear`]: the buffers hold the values indexed, and no other thread writes these
 /// strips' columns of `out` meanwhile.
 unsafe fn strips_into(p: &Product, range: std::ops::Range<usize>, out: OutPtr) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: the CPU supports AVX-512F (checked just above); the rest is the caller's
+        // promise.
+        return unsafe { strips_avx512(p, range, out.0) };
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: the CPU supports both features (checked just above); the rest is the
@@ -209,6 +229,49 @@ unsafe fn strips_fma(p: &Product, range: std::ops::Range<usize>, out: *mut f32) 
                     _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[2 * r]);
                     _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[2 * r + 1]);
                 }
+            }
+            for (r, tile) in tile.iter().enumerate().take(real) {
+                unsafe { store_row(tile, bias, c0, width, out.add((r0 + r) * n + c0)) };
+            }
+        }
+    }
+}
+
+/// Rows per tile of the AVX-512 kernel: 8 rows × 16 columns are eight 512-bit
+/// accumulators, so a decode step's 8 rows read each weight strip once.
+const ROWS_512: usize = 8;
+
+/// The AVX-512 tiles: 8 rows × 16 columns in eight registers, one load of the strip's
+/// row `i` and eight broadcasts of `x[r, i]` per eight FMAs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn strips_avx512(p: &Product, range: std::ops::Range<usize>, out: *mut f32) {
+    use std::arch::x86_64::*;
+    let (x, w, bias, m) = (p.x, p.w, p.bias, p.m);
+    let (k, n) = (w.k, w.n);
+    let xp = x.as_ptr();
+    for s in range {
+        let c0 = s * COLS;
+        let width = COLS.min(n - c0);
+        let strip = unsafe { w.data.as_ptr().add(s * k * COLS) };
+        for r0 in (0..m).step_by(ROWS_512) {
+            let real = (m - r0).min(ROWS_512);
+            // a short last tile repeats its last row and stores only the real ones
+            let xr: [*const f32; ROWS_512] =
+                std::array::from_fn(|r| unsafe { xp.add((r0 + r.min(real - 1)) * k) });
+            let mut acc = [_mm512_setzero_ps(); ROWS_512];
+            for i in 0..k {
+                unsafe {
+                    let wi = _mm512_loadu_ps(strip.add(i * COLS));
+                    for r in 0..ROWS_512 {
+                        let a = _mm512_set1_ps(*xr[r].add(i));
+                        acc[r] = _mm512_fmadd_ps(a, wi, acc[r]);
+                    }
+                }
+            }
+            let mut tile = [[0f32; COLS]; ROWS_512];
+            for r in 0..ROWS_512 {
+                unsafe { _mm512_storeu_ps(tile[r].as_mut_ptr(), acc[r]) };
             }
             for (r, tile) in tile.iter().enumerate().take(real) {
                 unsafe { store_row(tile, bias, c0, width, out.add((r0 + r) * n + c0)) };
@@ -492,6 +555,7 @@ mod tests {
             (5, 7, 37),
             (8, 64, 48),
             (4, 16, 16),
+            (13, 9, 33),
             (33, 512, 520),
         ] {
             let x: Vec<f32> = (0..m * k)
@@ -504,23 +568,41 @@ mod tests {
             let packed = Packed::new(&w, k, n);
             let mut out = vec![f32::NAN; m * n];
             linear(&x, &packed, Some(&b), m, &mut out);
-            let mut portable = vec![f32::NAN; m * n];
-            let strips = 0..n.div_ceil(COLS);
             let product = Product {
                 x: &x,
                 w: &packed,
                 bias: Some(&b),
                 m,
             };
-            // SAFETY: `portable` holds m·n values and no other thread writes it.
-            unsafe { strips_portable(&product, strips, portable.as_mut_ptr()) };
+            // every tile kernel this CPU can run, each on all strips, next to `linear`'s
+            // own choice (threaded for the largest size)
+            type Kernel = unsafe fn(&Product, std::ops::Range<usize>, *mut f32);
+            let mut kernels: Vec<(&str, Kernel)> = vec![("portable", strips_portable)];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if avx2() {
+                    kernels.push(("avx2", strips_fma));
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    kernels.push(("avx512", strips_avx512));
+                }
+            }
+            let mut outs = vec![("linear", out)];
+            for (name, kernel) in kernels {
+                let mut o = vec![f32::NAN; m * n];
+                // SAFETY: `o` holds m·n values and no other thread writes it; the kernel's
+                // instructions are supported (checked when it was listed).
+                unsafe { kernel(&product, 0..n.div_ceil(COLS), o.as_mut_ptr()) };
+                outs.push((name, o));
+            }
             for r in 0..m {
                 for c in 0..n {
                     let want: f32 = (0..k).map(|i| x[r * k + i] * w[i * n + c]).sum::<f32>() + b[c];
-                    for got in [out[r * n + c], portable[r * n + c]] {
+                    for (name, o) in &outs {
+                        let got = o[r * n + c];
                         assert!(
                             (got - want).abs() < 1e-4,
-                            "({m},{k},{n}) [{r},{c}]: {got} vs {want}"
+                            "{name} ({m},{k},{n}) [{r},{c}]: {got} vs {want}"
                         );
                     }
                 }
