@@ -98,6 +98,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let dir = target.join("criterion");
     let mut rows = Vec::new();
     collect(&dir, &dir, &mut rows)?;
+    // estimates left by earlier runs (other benches, `--versus`) are not this run's
+    rows.retain(|(name, _, _)| written_since(&dir.join(name), started));
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     println!("\n| benchmark | median | per second |");
     println!("|---|---|---|");
@@ -118,7 +120,7 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
             println!("{base}: flex is {:.2}× ndarray's speed", nd / ns);
         }
     }
-    versus(&dir, &rows, python.as_deref(), started)
+    versus(&dir, &rows, python.as_deref())
 }
 
 /// The compared benches: (cargo bench name, criterion id, reference script).
@@ -181,20 +183,9 @@ fn reference(python: &str, script: &str) -> anyhow::Result<serde_json::Value> {
 }
 
 /// The side-by-side table: foil's medians of this run against the reference scripts'.
-fn versus(
-    dir: &Path,
-    rows: &[Row],
-    python: Option<&str>,
-    started: std::time::SystemTime,
-) -> anyhow::Result<()> {
-    // only estimates written by this invocation count
-    let fresh = |id: &str| -> Option<f64> {
-        let est = dir.join(id).join("new/estimates.json");
-        let modified = std::fs::metadata(&est).and_then(|m| m.modified()).ok()?;
-        (modified >= started)
-            .then(|| rows.iter().find(|r| r.0 == id).map(|r| r.1))
-            .flatten()
-    };
+fn versus(dir: &Path, rows: &[Row], python: Option<&str>) -> anyhow::Result<()> {
+    // only estimates written by this invocation count (`rows` holds no others)
+    let fresh = |id: &str| -> Option<f64> { rows.iter().find(|r| r.0 == id).map(|r| r.1) };
     let foil: Vec<Option<f64>> = VERSUS.iter().map(|(_, id, _)| fresh(id)).collect();
     let Some(python) = python else {
         println!(
@@ -294,6 +285,13 @@ fn versus(
 }
 
 type Row = (String, f64, Option<(f64, String)>);
+
+/// Whether the criterion estimate in `bench_dir` was written at or after `started`.
+fn written_since(bench_dir: &Path, started: std::time::SystemTime) -> bool {
+    std::fs::metadata(bench_dir.join("new/estimates.json"))
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| modified >= started)
+}
 
 fn collect(root: &Path, dir: &Path, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     if !dir.exists() {
