@@ -45,7 +45,7 @@ fn main() {
             ms(t2, t3),
             ms(t3, t4),
             ms(t0, t4),
-            minor_faults() - faults
+            minor_faults().saturating_sub(faults)
         );
     }
 }

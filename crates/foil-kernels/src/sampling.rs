@@ -113,7 +113,9 @@ simd_fn! {
     /// returns the sum.
     fn scaled_exp(z: &[f32], max: f32, inv_t: f32, out: &mut [f32]) -> f64 {
         for (o, &x) in out.iter_mut().zip(z) {
-            let d = (x - max) * inv_t;
+            // the top token's 0 stays 0 even when `inv_t` is +∞ (0·∞ would be NaN)
+            let dx = x - max;
+            let d = if dx == 0.0 { 0.0 } else { dx * inv_t };
             let live = (-87.0..=0.0).contains(&d);
             let p = exp(if live { d } else { 0.0 });
             *o = if live { p } else { 0.0 };
@@ -327,6 +329,9 @@ mod tests {
         // a forced token (+∞) takes all the mass, shared between forced tokens
         let s = softmax_weights(&[0.0, f32::INFINITY, 5.0, f32::INFINITY], 1.0, &mut w);
         assert_eq!((s, w), (2.0, [0.0, 1.0, 0.0, 1.0]));
+        // an infinite 1/T (a subnormal temperature): all mass on the top token
+        let s = softmax_weights(&[1.0, 3.0, 2.0, 3.0], f32::INFINITY, &mut w);
+        assert_eq!((s, w), (2.0, [0.0, 1.0, 0.0, 1.0]));
         // nothing left
         assert_eq!(softmax_weights(&[f32::NEG_INFINITY; 4], 1.0, &mut w), 0.0);
         assert_eq!(w, [0.0; 4]);
@@ -448,8 +453,9 @@ mod tests {
         assert_eq!(draw(&w, 4.0, 0.2499), 0);
         assert_eq!(draw(&w, 4.0, 0.2501), 2);
         assert_eq!(draw(&w, 4.0, 0.9999), 2);
-        // rounding past the end gives the last token of positive weight
-        assert_eq!(draw(&[1.0, 1.0, 0.0], 1.5, 0.9999), 1);
+        // a target past every running sum (a total larger than the weights', as rounding
+        // can leave it) gives the last token of positive weight
+        assert_eq!(draw(&[1.0, 1.0, 0.0], 2.5, 0.9999), 1);
         // across blocks: weight 1 everywhere in 1000 tokens; u·1000 = 617.5 → token 617
         let w = vec![1.0; 1000];
         assert_eq!(draw(&w, 1000.0, 0.6175), 617);

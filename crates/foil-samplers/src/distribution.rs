@@ -35,8 +35,10 @@ impl Truncation {
     /// `0 < top_p ≤ 1`, `0 ≤ min_p ≤ 1` (`who` names the part in the message).
     pub fn check(&self, who: &str) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.temperature.is_finite() && self.temperature >= 0.0,
-            "{who}: temperature must be 0 (greedy) or more, not {}",
+            self.temperature == 0.0
+                || (self.temperature > 0.0 && (1.0 / self.temperature).is_finite()),
+            "{who}: temperature must be 0 (greedy) or a positive number whose inverse is finite (≥ {:e}), not {}",
+            f32::MIN_POSITIVE,
             self.temperature
         );
         anyhow::ensure!(
@@ -103,19 +105,23 @@ pub fn probabilities(logits: &[f32], t: &Truncation) -> Vec<f32> {
 
 /// One token drawn from the processed distribution of `logits` with the uniform
 /// `u ∈ [0, 1)`, and its log-probability under that distribution (0 for greedy).
-/// `scratch` holds the weights.
+/// `scratch` holds the weights. `None` when no token has a finite logit (or +∞).
 pub fn sample_token(
     logits: &[f32],
     t: &Truncation,
     u: f32,
     scratch: &mut Vec<f32>,
-) -> (usize, f32) {
+) -> Option<(usize, f32)> {
     if t.temperature <= 0.0 {
-        return (kernels::argmax(logits), 0.0);
+        let tok = kernels::argmax(logits);
+        return (logits.get(tok)? > &f32::NEG_INFINITY).then_some((tok, 0.0));
     }
     let total = weights(logits, t, scratch);
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
     let tok = kernels::draw(scratch, total, u);
-    (tok, (scratch[tok] as f64 / total).ln() as f32)
+    Some((tok, (scratch[tok] as f64 / total).ln() as f32))
 }
 
 /// Draws an index from `p` (which sums to 1).
@@ -239,12 +245,13 @@ mod tests {
         // second token (0.5 + 0.3 = 0.8 > 0.6); log-prob ln 0.3 = −1.203973
         let z = ln(&[0.5, 0.3, 0.2]);
         let mut scratch = Vec::new();
-        let (tok, lp) = sample_token(&z, &OFF, 0.6, &mut scratch);
+        let (tok, lp) = sample_token(&z, &OFF, 0.6, &mut scratch).unwrap();
         assert_eq!(tok, 1);
         assert!((lp - 0.3f32.ln()).abs() < 1e-6, "{lp}");
         // top-k 2 renormalises 0.5, 0.3 → 0.625, 0.375: u = 0.6 is in the first token
         // (0.625), log-prob ln 0.625 = −0.470004
-        let (tok, lp) = sample_token(&z, &Truncation { top_k: 2, ..OFF }, 0.6, &mut scratch);
+        let top2 = Truncation { top_k: 2, ..OFF };
+        let (tok, lp) = sample_token(&z, &top2, 0.6, &mut scratch).unwrap();
         assert_eq!(tok, 0);
         assert!((lp - 0.625f32.ln()).abs() < 1e-6, "{lp}");
         // greedy: the arg-max, log-prob 0, whatever u is
@@ -252,7 +259,46 @@ mod tests {
             temperature: 0.0,
             ..OFF
         };
-        assert_eq!(sample_token(&z, &greedy, 0.99, &mut scratch), (0, 0.0));
+        assert_eq!(
+            sample_token(&z, &greedy, 0.99, &mut scratch),
+            Some((0, 0.0))
+        );
+        // a row with nothing left to draw, sampled or greedy
+        let masked = [f32::NEG_INFINITY, f32::NAN];
+        assert_eq!(sample_token(&masked, &OFF, 0.5, &mut scratch), None);
+        assert_eq!(sample_token(&masked, &greedy, 0.5, &mut scratch), None);
+    }
+
+    #[test]
+    fn truncations_combined() {
+        // p = 0.4, 0.25, 0.2, 0.1, 0.05. top-k 4 drops 0.05; top-p 0.7 over the full
+        // distribution keeps 0.4 (0 before it), 0.25 (0.4 < 0.7), 0.2 (0.65 < 0.7) and
+        // stops at 0.1 (0.85 ≥ 0.7); min-p 0.55 drops p < 0.55·0.4 = 0.22, i.e. 0.2.
+        // Kept 0.4, 0.25 → /0.65: 0.615385, 0.384615
+        let z = ln(&[0.25, 0.05, 0.4, 0.1, 0.2]);
+        let t = Truncation {
+            top_k: 4,
+            top_p: 0.7,
+            min_p: 0.55,
+            ..OFF
+        };
+        close(
+            &probabilities(&z, &t),
+            &[0.25 / 0.65, 0.0, 0.4 / 0.65, 0.0, 0.0],
+        );
+        // top-p's mass is that of all tokens, not of top-k's survivors: with top-k 2
+        // (0.4, 0.25 left, 0.65 of the mass) top-p 0.5 still keeps both (0.4 < 0.5)
+        close(
+            &probabilities(
+                &z,
+                &Truncation {
+                    top_k: 2,
+                    top_p: 0.5,
+                    ..OFF
+                },
+            ),
+            &[0.25 / 0.65, 0.0, 0.4 / 0.65, 0.0, 0.0],
+        );
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub struct Local {
     /// per-token ops of a decode step on one core, so groups on two cores decode ~2×
     /// as fast. A group whose rows have all finished stops decoding. GPU devices
     /// always decode one group. Same seed and same `threads` → same completions; a
-    /// different split can change logits in the last float bits.
+    /// different split can change logits in the last float bits. (The per-row work of
+    /// each step, entropy and drawing, runs on rayon's pool whatever this is.)
     pub threads: usize,
     /// Decoding-time logits processors (`[{type: guard, …}]`), applied in order.
     pub logit_processors: LogitProcessors,
@@ -223,7 +224,7 @@ impl Local {
                 .zip(uniforms.par_iter())
                 .enumerate()
                 .with_min_len(LOGITS_PER_TASK.div_ceil(v.max(1)))
-                .try_for_each_init(Vec::new, |scratch, (r, ((((row, c), done), next), &u))| {
+                .map_init(Vec::new, |scratch, (r, ((((row, c), done), next), &u))| {
                     if *done {
                         return Ok(());
                     }
@@ -237,7 +238,11 @@ impl Local {
                             "local sampler: the logit processors removed every token of row {r}"
                         );
                     }
-                    let (tok, logprob) = sample_token(row, &trunc, u, scratch);
+                    let Some((tok, logprob)) = sample_token(row, &trunc, u, scratch) else {
+                        anyhow::bail!(
+                            "local sampler: no token of row {r} can be drawn (every logit is −∞ or NaN)"
+                        );
+                    };
                     c.tokens.push(tok as u32);
                     c.logprobs.push(logprob);
                     c.entropies.push(h);
@@ -253,7 +258,11 @@ impl Local {
                         }
                     }
                     Ok(())
-                })?;
+                })
+                // the first failing row in row order, whatever the threads' timing
+                .collect::<Vec<anyhow::Result<()>>>()
+                .into_iter()
+                .collect::<anyhow::Result<()>>()?;
             if done.iter().all(|&d| d) || step + 1 == budget {
                 break;
             }
@@ -456,6 +465,79 @@ mod tests {
         }
         // the rows differ among themselves, so a mix-up of rows between groups would show
         assert!(a.iter().any(|c| c.tokens != a[0].tokens));
+    }
+
+    /// A step's rows are processed by however many threads rayon's pool has; the uniforms
+    /// are drawn beforehand in row order, so one thread and four give the same completions
+    /// (one row group, so that only the pool differs).
+    #[test]
+    fn completions_do_not_depend_on_the_thread_pool() {
+        let (model, task) = setup();
+        let sampler = Local {
+            n: 4,
+            max_tokens: 12,
+            threads: 1,
+            ..Default::default()
+        };
+        let in_pool = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    sampler
+                        .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 3)
+                        .unwrap()
+                })
+        };
+        let (one, four) = (in_pool(1), in_pool(4));
+        assert_eq!(one, four);
+        // rows differ among themselves, so rows given each other's uniforms would show
+        let first: Vec<&Vec<u32>> = one[0].completions.iter().map(|c| &c.tokens).collect();
+        assert!(first.iter().any(|t| *t != first[0]), "{first:?}");
+    }
+
+    /// A model whose logits went NaN (a diverged run) has no token to draw: a clear error
+    /// naming the row, where the sampler used to return token 0 with a NaN log-prob.
+    #[test]
+    fn nan_logits_are_an_error() {
+        struct NanLogits(Box<dyn InferenceModel>);
+        impl InferenceModel for NanLogits {
+            fn forward(&self, input: &foil_core::batch::SeqInput) -> Tensor<B, 3> {
+                self.0.forward(input) * f32::NAN
+            }
+            fn prefill(&self, input: &foil_core::batch::SeqInput) -> (Tensor<B, 2>, DecodeCache) {
+                let (logits, cache) = self.0.prefill(input);
+                (logits * f32::NAN, cache)
+            }
+            fn decode(
+                &self,
+                cache: &mut DecodeCache,
+                tokens: Tensor<B, 2, burn::tensor::Int>,
+                positions: Tensor<B, 2, burn::tensor::Int>,
+            ) -> Tensor<B, 2> {
+                self.0.decode(cache, tokens, positions) * f32::NAN
+            }
+            fn device(&self) -> foil_core::backend::Device {
+                self.0.device()
+            }
+            fn context(&self) -> usize {
+                self.0.context()
+            }
+        }
+        let (model, task) = setup();
+        let nan = NanLogits(model);
+        for temperature in [0.0, 1.0] {
+            let s = Local {
+                temperature,
+                ..Default::default()
+            };
+            let e = s
+                .sample(&nan, task.tokenizer.as_ref(), &task.train, 0)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("no token of row 0 can be drawn"), "{e}");
+        }
     }
 
     #[test]
