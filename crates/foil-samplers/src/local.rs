@@ -54,7 +54,8 @@ pub struct Local {
     /// Rows decoded together (memory bound); 0 = all at once.
     pub batch_rows: usize,
     /// On a CPU device, the rows of a batch are split into this many groups, each
-    /// prefilled and decoded with its own KV cache on its own thread; 0 = one per core
+    /// prefilled and decoded with its own KV cache, side by side on rayon's threads (at
+    /// most one group per thread at a time); 0 = one per core
     /// (`std::thread::available_parallelism`), 1 = one group. flex runs the small
     /// per-token ops of a decode step on one core, so groups on two cores decode ~2×
     /// as fast. A group whose rows have all finished stops decoding. GPU devices
@@ -298,25 +299,13 @@ fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
     (0..parts).map(|i| shard_rows(rows, parts, i)).collect()
 }
 
-/// `f` on each item, each on its own scoped thread when there are several; results in
+/// `f` on each item, side by side on rayon's threads when there are several; results in
 /// item order.
 fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     if items.len() <= 1 {
         return items.into_iter().map(f).collect();
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .into_iter()
-            .map(|item| {
-                let f = &f;
-                s.spawn(move || f(item))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    items.into_par_iter().with_max_len(1).map(&f).collect()
 }
 
 #[typetag::serde(name = "local")]
