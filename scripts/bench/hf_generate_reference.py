@@ -10,6 +10,7 @@ transformers' greedy decode throughput (after one warm-up generation).
 """
 
 import argparse
+import sys
 import json
 import shutil
 import time
@@ -51,7 +52,15 @@ def main():
     config = CONFIGS[a.config]()
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     out = Path(a.out)
+    # the model is written into OUT_DIR: never through a link (a link to a test fixture
+    # once had its files replaced), and never over another model than the one written here
+    if out.resolve() != out.absolute():
+        sys.exit(f"{out} is or goes through a symbolic link ({out.resolve()}): give a plain directory")
+    marker = out / ".written-by-hf_generate_reference"
+    if out.is_dir() and any(out.iterdir()) and not marker.exists():
+        sys.exit(f"{out} already holds files this script did not write: give an empty or new directory")
     out.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     model.save_pretrained(out, safe_serialization=True)
     for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
         if (FIXTURE_TOKENIZER / f).exists():

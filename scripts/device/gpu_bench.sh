@@ -34,6 +34,8 @@ BUDGET=${BUDGET:-540}
 N=8192; SIZE=""
 if [ -n "${SMOKE:-}" ]; then N=256; SIZE="--d-model 64 --layers 2 --heads 4 --vocab 512 --rows 2 --len 32"; fi
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+# the decode model (random weights) goes to a fresh directory of its own
+SMOL=$(mktemp -d /tmp/foil-bench-smol.XXXXXX)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
 exec > >(tee "$OUT/log.txt") 2>&1
 J="$OUT/bench.jsonl"; : > "$J"
@@ -94,7 +96,7 @@ if [ "${WARM:-1}" != 0 ]; then
   echo "== A. every foil workload at once: compile kernels, fill the caches, parity"
   W="$OUT/warm"; mkdir -p "$W"
   # the decode model directory (random weights, SmolLM2-135M config) for both sides
-  [ -n "${QUICK:-}" ] || t 60 python3 scripts/bench/hf_generate_reference.py /tmp/smol \
+  [ -n "${QUICK:-}" ] || t 60 python3 scripts/bench/hf_generate_reference.py $SMOL \
     --config smollm2-135m --device $DEV --batch 8 --prompt-len 16 --new-tokens 8 > "$W/smol.txt" 2>&1
   lim=$((BUDGET * 45 / 100))   # at most this share of the budget
   # (a bare `wait` would also wait for the `tee` of the log above, which never ends)
@@ -106,7 +108,7 @@ if [ "${WARM:-1}" != 0 ]; then
   [ -n "${QUICK:-}" ] || w train-bf16 $FOIL bench train --device $DEV $SIZE --warmup 2 --iters 1 --precision bf16
   if [ -z "${QUICK:-}" ]; then
     w selftest $FOIL selftest --device $DEV --tol 2e-2
-    [ -d /tmp/smol ] && for b in 8 64; do w decode-b$b $FOIL generate --policy /tmp/smol -n $b $DECODE; done
+    [ -f $SMOL/config.json ] && for b in 8 64; do w decode-b$b $FOIL generate --policy $SMOL -n $b $DECODE; done
   fi
   wait $pids
   if [ -z "${QUICK:-}" ]; then
@@ -125,9 +127,9 @@ fi
 if [ -z "${QUICK:-}" ]; then
   echo "== 4. decode, SmolLM2-135M config, greedy, 16-token prompts, 128 new tokens"
   for batch in 8 64; do
-    t 120 python3 scripts/bench/hf_generate_reference.py /tmp/smol --config smollm2-135m \
+    t 120 python3 scripts/bench/hf_generate_reference.py $SMOL --config smollm2-135m \
       --device $DEV --batch $batch --prompt-len 16 --new-tokens 128 | keep torch "decode b$batch"
-    t 150 $FOIL generate --policy /tmp/smol -n $batch $DECODE > /dev/null 2> "$OUT/foil-decode-b$batch.err"
+    t 150 $FOIL generate --policy $SMOL -n $batch $DECODE > /dev/null 2> "$OUT/foil-decode-b$batch.err"
     grep -E '\[.* s, rc|rror' "$OUT/foil-decode-b$batch.err"
     # "8 completion(s), 266.0 tokens/s (load …)" → a JSON line like the others
     grep -o '[0-9.]* tokens/s' "$OUT/foil-decode-b$batch.err" 2>/dev/null | tail -1 |
