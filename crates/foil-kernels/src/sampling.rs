@@ -92,7 +92,9 @@ fn lane_sum(x: &[f32]) -> f64 {
 /// softmax. Returns `Σ out_v` (0 when every token is masked).
 pub fn softmax_weights(z: &[f32], inv_t: f32, out: &mut [f32]) -> f64 {
     assert_eq!(z.len(), out.len(), "one weight per logit");
-    if z.contains(&f32::INFINITY) {
+    // one pass tells all three cases apart: +∞ present, nothing above −∞, a finite top
+    let max = non_nan_max(z);
+    if max == f32::INFINITY {
         let mut n = 0.0;
         for (o, &x) in out.iter_mut().zip(z) {
             *o = if x == f32::INFINITY { 1.0 } else { 0.0 };
@@ -100,8 +102,7 @@ pub fn softmax_weights(z: &[f32], inv_t: f32, out: &mut [f32]) -> f64 {
         }
         return n;
     }
-    let max = finite_max(z);
-    if !max.is_finite() {
+    if max == f32::NEG_INFINITY {
         out.fill(0.0);
         return 0.0;
     }

@@ -230,19 +230,20 @@ impl Local {
                         return Ok(());
                     }
                     let h = entropy(row);
-                    if let Some(list) = procs.get(r).filter(|l| !l.is_empty()) {
-                        for proc in list {
-                            proc.process(&c.tokens, row);
-                        }
-                        anyhow::ensure!(
-                            row.iter().any(|z| z.is_finite() || *z == f32::INFINITY),
-                            "local sampler: the logit processors removed every token of row {r}"
-                        );
+                    let list = procs.get(r).filter(|l| !l.is_empty());
+                    for proc in list.into_iter().flatten() {
+                        proc.process(&c.tokens, row);
                     }
+                    // `None` exactly when no logit is finite or +∞
                     let Some((tok, logprob)) = sample_token(row, &trunc, u, scratch) else {
-                        anyhow::bail!(
-                            "local sampler: no token of row {r} can be drawn (every logit is −∞ or NaN)"
-                        );
+                        match list {
+                            Some(_) => anyhow::bail!(
+                                "local sampler: the logit processors removed every token of row {r}"
+                            ),
+                            None => anyhow::bail!(
+                                "local sampler: no token of row {r} can be drawn (every logit is −∞ or NaN)"
+                            ),
+                        }
                     };
                     c.tokens.push(tok as u32);
                     c.logprobs.push(logprob);
