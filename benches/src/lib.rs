@@ -152,3 +152,164 @@ pub fn write_random_qwen2(dir: &std::path::Path, vocab: usize) -> anyhow::Result
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&json)?)?;
     weights::save_safetensors(&model, &dir.join("model.safetensors"))
 }
+
+/// One GRPO step on the TRL baseline's config, composed from foil's real parts the way
+/// the `rl` stage composes them (`crates/foil-trainers/src/rl.rs`: behaviour snapshot →
+/// sample → verify → estimate → pack → reference log-probs → objective → step; with one
+/// update per batch, rl computes no separate π_old pass), without the run-directory
+/// bookkeeping (metrics file, checkpoints, progress bar). Shared by the `grpo_step` bench
+/// and the `grpo_phases` example, which times its phases.
+pub struct GrpoStep {
+    task: TaskData,
+    policy: Box<dyn Policy>,
+    reference: Box<dyn foil_core::InferenceModel>,
+    sampler: Box<dyn foil_core::Sampler>,
+    verifier: Box<dyn foil_core::Verifier>,
+    advantage: Box<dyn foil_core::AdvantageEstimator>,
+    objective: Box<dyn foil_core::Objective>,
+    step: usize,
+    _dir: tempfile::TempDir,
+}
+
+/// TRL's vocabulary size in the reference script (19 characters + pad + eos).
+pub const TRL_VOCAB: usize = 21;
+/// Prompts per GRPO step (each sampled [`GRPO_GROUP`] times).
+pub const GRPO_PROMPTS: usize = 2;
+/// Completions per prompt.
+pub const GRPO_GROUP: usize = 8;
+
+fn part<T: ?Sized>(v: serde_json::Value) -> Box<T>
+where
+    Box<T>: serde::de::DeserializeOwned,
+{
+    serde_json::from_value(v).expect("a valid part")
+}
+
+impl GrpoStep {
+    /// A random-init Qwen2 of [`trl_qwen2_config`] on character-level `a+b` arithmetic,
+    /// 2 prompts × 8 completions of ≤ 16 tokens at temperature 1, rewarded by the
+    /// `numeric` verifier, `grpo` advantages (std scale), `ppo_clip` + `kl` (k3, β = 0.04)
+    /// against the stage-start reference, AdamW (lr 1e-5).
+    pub fn new() -> anyhow::Result<Self> {
+        foil::link_all();
+        // "Q:a+b=" with a, b in 0..=99, as the TRL script's problems
+        let task = Arithmetic {
+            min_operands: 2,
+            max_operands: 2,
+            max_operand: 99,
+            ops: "+".into(),
+            modulus: 1000,
+            train: 256,
+            test: 16,
+            ..Default::default()
+        }
+        .build(0)?;
+        let vocab = task.tokenizer.vocab_size().max(TRL_VOCAB);
+        let dir = tempfile::tempdir()?;
+        write_random_qwen2(dir.path(), vocab)?;
+        let device = foil_core::backend::parse_device("cpu")?;
+        let config: Box<dyn PolicyConfig> =
+            part(serde_json::json!({"type": "hf", "path": dir.path(), "context": 128}));
+        let mut policy = config.build(vocab, &device, 0)?;
+        policy.reset_optimizer(&foil_core::policy::OptimizerConfig::adamw(1e-5));
+        let reference = policy.inference();
+        Ok(Self {
+            task,
+            policy,
+            reference,
+            sampler: part(serde_json::json!({
+                "type": "local", "n": GRPO_GROUP, "temperature": 1.0, "max_tokens": 16
+            })),
+            verifier: part(serde_json::json!({"type": "numeric"})),
+            advantage: part(serde_json::json!({"type": "grpo", "scale": "std"})),
+            objective: part(serde_json::json!({
+                "type": "sum",
+                "terms": [
+                    {"type": "ppo_clip", "eps_low": 0.2, "eps_high": 0.2, "aggregate": "token_mean"},
+                    {"type": "kl", "coef": 0.04, "estimator": "k3"}
+                ]
+            })),
+            step: 0,
+            _dir: dir,
+        })
+    }
+
+    /// Runs one step; `mark(phase)` is called as each phase ends (`snapshot`, `sample`,
+    /// `score`, `pack`, `reference`, `forward`, `loss`, `step`).
+    pub fn run(&mut self, mut mark: impl FnMut(&'static str)) -> anyhow::Result<()> {
+        use foil_core::batch::{HostPolicyBatch, to_vec};
+        use foil_core::{PolicyOutput, ScoredGroup, Verdict};
+        let tok = self.task.tokenizer.as_ref();
+        let lo = (self.step * GRPO_PROMPTS) % (self.task.train.len() - GRPO_PROMPTS);
+        let problems = &self.task.train[lo..lo + GRPO_PROMPTS];
+        self.step += 1;
+        let behaviour = self.policy.inference();
+        mark("snapshot");
+        let groups = self
+            .sampler
+            .sample(behaviour.as_ref(), tok, problems, self.step as u64)?;
+        // one update per batch: π_old = sg[π_θ], the snapshot is done with (as in rl.rs)
+        drop(behaviour);
+        mark("sample");
+        let scored: Vec<ScoredGroup> = groups
+            .into_iter()
+            .map(|g| {
+                let verdicts: Vec<Verdict> = g
+                    .completions
+                    .iter()
+                    .map(|c| self.verifier.verify(&g.problem, &c.text))
+                    .collect();
+                ScoredGroup {
+                    group: g,
+                    verdicts,
+                    baseline: None,
+                }
+            })
+            .collect();
+        let credits = self.advantage.estimate(&scored)?;
+        mark("score");
+        let prompts = scored
+            .iter()
+            .map(|g| tok.encode_prompt(&g.group.problem.prompt))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut rows: Vec<(&[u32], &[u32], Vec<f32>)> = Vec::new();
+        for ((g, cs), p) in scored.iter().zip(&credits).zip(&prompts) {
+            for (c, credit) in g.group.completions.iter().zip(cs) {
+                if let Some(adv) = credit.per_token(c.tokens.len())
+                    && !c.tokens.is_empty()
+                {
+                    rows.push((p, &c.tokens, adv));
+                }
+            }
+        }
+        let host = HostPolicyBatch::new(&rows, tok.pad_id());
+        let mut batch = host.to_device(&self.policy.device(), self.sampler.max_tokens());
+        mark("pack");
+        // one update per batch (ppo_epochs 1, mini_batches 1): like rl.rs, no π_old pass;
+        // the objective uses π_old = sg[π_θ]
+        if self.objective.needs_reference() {
+            batch.ref_logprobs = Some(foil_trainers::train_step::frozen_logprobs(
+                self.reference.as_ref(),
+                &host,
+                &batch,
+            ));
+        }
+        mark("reference");
+        let logprobs = self
+            .policy
+            .token_logprobs(&batch.input, batch.targets.clone());
+        mark("forward");
+        let loss = self.objective.loss(
+            &batch,
+            &PolicyOutput {
+                logprobs,
+                entropy: None,
+            },
+        )?;
+        anyhow::ensure!(to_vec(loss.value.clone())[0].is_finite(), "a finite loss");
+        mark("loss");
+        self.policy.step(loss.value, 1e-5)?;
+        mark("step");
+        Ok(())
+    }
+}

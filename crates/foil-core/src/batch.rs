@@ -40,6 +40,27 @@ pub struct SeqInput {
     pub key_valid: Tensor<B, 2, Bool>,
 }
 
+impl SeqInput {
+    /// The batch with row `i` repeated `repeats[i]` times, in order (`Σ repeats` rows).
+    pub fn repeat_rows(&self, repeats: &[usize]) -> Self {
+        let [n, _] = self.tokens.dims();
+        assert_eq!(repeats.len(), n, "one repeat count per row");
+        let index: Vec<i64> = repeats
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k))
+            .collect();
+        let len = index.len();
+        let device = self.tokens.device();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [len]), &device);
+        Self {
+            tokens: self.tokens.clone().select(0, index.clone()),
+            positions: self.positions.clone().select(0, index.clone()),
+            key_valid: self.key_valid.clone().int().select(0, index).bool(),
+        }
+    }
+}
+
 impl SeqBatch {
     /// Left-pads each prompt to the longest one. Used for prefill before generation.
     pub fn left_padded(prompts: &[Vec<u32>], pad: u32) -> Self {

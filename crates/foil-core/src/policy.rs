@@ -143,6 +143,14 @@ pub trait InferenceModel: Send + Sync {
     /// Runs the (left-padded) prompts and returns the logits of their last column
     /// `[n, V]` with the cache to continue from.
     fn prefill(&self, input: &SeqInput) -> (Tensor<B, 2>, DecodeCache);
+    /// [`prefill`](Self::prefill) of `input` with row `i` repeated `repeats[i]` times, in
+    /// order (`Σ repeats` rows out): what a sampler asks when one prompt starts several
+    /// completions. The default repeats the rows and prefills them all; models whose rows
+    /// do not interact override it to prefill each prompt once and copy its cache (a GRPO
+    /// group of 8 completions then prefills its prompt once, not 8 times).
+    fn prefill_repeated(&self, input: &SeqInput, repeats: &[usize]) -> (Tensor<B, 2>, DecodeCache) {
+        self.prefill(&input.repeat_rows(repeats))
+    }
     /// Appends one token per row at the given positions and returns the next logits
     /// `[n, V]`.
     fn decode(

@@ -36,6 +36,7 @@ macro_rules! simd_fn {
     };
 }
 
+pub mod adamw;
 pub mod backprop;
 pub mod pool;
 pub mod sampling;

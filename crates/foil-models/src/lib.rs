@@ -3,6 +3,7 @@
 //! Policies. `tiny_gpt` is a small pre-norm decoder trained from scratch, used by the
 //! procedural tasks and the reproduction checks.
 
+pub mod adamw;
 pub mod host;
 pub mod precision;
 pub mod tiny_gpt;

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -32,9 +32,11 @@ use foil_core::{PolicyConfig, register_part};
 use crate::host::gpt::{GptBlock, HostGpt};
 use crate::host::gpt_train::{self, GptParams, GptPass, GptShape};
 use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
-use crate::host::{Dense, Norm, decode_tensors, prefill_tensors, use_host_decode};
+use crate::host::{
+    Dense, Norm, decode_tensors, prefill_repeated_tensors, prefill_tensors, use_host_decode,
+};
 use crate::precision::{Precision, working_copy};
-use crate::trainable::{self, Adam, attend, causal_bias, key_bias, linear_rows};
+use crate::trainable::{self, Adam, FusedAdamW, attend, causal_bias, key_bias, linear_rows};
 
 /// The LayerNorms' ε (burn's and PyTorch's default).
 const LN_EPS: f64 = 1e-5;
@@ -117,7 +119,7 @@ impl TinyGpt {
             materialize(self.init_model(vocab_size, &train))
         });
         Ok(TinyGptPolicy {
-            optim: AdamWConfig::new().init(),
+            optim: FusedAdamW::default().init(),
             model: Some(model),
             // the host passes are f32: bf16 passes run through burn on any device
             host_train: use_host_train(&train) && self.precision == Precision::F32,
@@ -505,7 +507,7 @@ impl Policy for TinyGptPolicy {
 
     fn load(&mut self, dir: &Path) -> anyhow::Result<()> {
         let model = self.model.take().expect("model present");
-        let optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init());
+        let optim = std::mem::replace(&mut self.optim, FusedAdamW::default().init());
         let (model, optim) = trainable::load(model, optim, dir, &self.device, "tiny_gpt")?;
         self.pending.clear();
         self.model = Some(model);
@@ -567,6 +569,17 @@ impl InferenceModel for GptInference {
         let [n, t, v] = logits.dims();
         let last = logits.slice([0..n, t - 1..t, 0..v]).reshape([n, v]);
         (last, Box::new(cache))
+    }
+
+    fn prefill_repeated(
+        &self,
+        input: &SeqInput,
+        repeats: &[usize],
+    ) -> (Tensor<FB, 2>, DecodeCache) {
+        match &self.host {
+            Some(host) => prefill_repeated_tensors(host, input, repeats, &self.device),
+            None => self.prefill(&input.repeat_rows(repeats)),
+        }
     }
 
     fn decode(
@@ -678,7 +691,7 @@ mod tests {
         });
         TinyGptPolicy {
             model: Some(model),
-            optim: AdamWConfig::new().init(),
+            optim: FusedAdamW::default().init(),
             host_train,
             pending: Pending::default(),
             precision,

@@ -7,8 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::nn::Linear;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -16,13 +15,13 @@ use foil_core::backend::{B as FB, Device, inner_device};
 use foil_core::grad_sync::GradientSync;
 use foil_core::policy::OptimizerConfig;
 
-/// A model with its AdamW state, as the policies hold them.
-pub type Adam<M> = OptimizerAdaptor<AdamW, M, FB>;
+pub use crate::adamw::{Adam, FusedAdamW};
 
 const WEIGHTS: &str = "model";
 const OPTIMIZER: &str = "optimizer";
 
-/// burn's AdamW for a stage's optimizer settings (clipping is burn's per-parameter norm).
+/// AdamW ([`FusedAdamW`]: burn's formula and state, fused on the CPU) for a stage's
+/// optimizer settings (clipping is burn's per-parameter norm; ε is burn's default, 1e-5).
 pub fn adamw<M: AutodiffModule<FB>>(config: &OptimizerConfig) -> Adam<M> {
     let OptimizerConfig::Adamw {
         beta1,
@@ -31,14 +30,14 @@ pub fn adamw<M: AutodiffModule<FB>>(config: &OptimizerConfig) -> Adam<M> {
         grad_clip,
         ..
     } = config;
-    let mut c = AdamWConfig::new()
-        .with_beta_1(*beta1)
-        .with_beta_2(*beta2)
-        .with_weight_decay(*weight_decay);
-    if let Some(g) = grad_clip {
-        c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(*g)));
+    FusedAdamW {
+        beta1: *beta1,
+        beta2: *beta2,
+        weight_decay: *weight_decay,
+        clip_norm: *grad_clip,
+        ..Default::default()
     }
-    c.init()
+    .init()
 }
 
 /// Back-propagates `loss` and applies one optimizer step to `model`.

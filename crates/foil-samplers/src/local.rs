@@ -173,10 +173,16 @@ impl Local {
         let budget = self.max_tokens.min(model.context() - longest);
         let pad_id = tokenizer.pad_id();
         let groups = split_rows(rows, self.groups(rows, &device));
-        // each group: the logits of its last column (taken each step) and its KV cache
+        // each group: the logits of its last column (taken each step) and its KV cache;
+        // a prompt repeated on consecutive rows (its `n` completions) is prefilled once
         let mut state: Vec<(Option<Tensor<B, 2>>, DecodeCache)> = on_threads(groups.clone(), |r| {
-            let batch = SeqBatch::left_padded(&prompts[r.clone()], pad_id);
-            let (logits, cache) = model.prefill(&batch.to_input(&device));
+            let (distinct, repeats) = runs(&prompts[r.clone()]);
+            let input = SeqBatch::left_padded(&distinct, pad_id).to_input(&device);
+            let (logits, cache) = if distinct.len() == r.len() {
+                model.prefill(&input)
+            } else {
+                model.prefill_repeated(&input, &repeats)
+            };
             (Some(logits), cache)
         });
         let v = state[0].0.as_ref().map_or(0, |l| l.dims()[1]);
@@ -291,6 +297,21 @@ impl Local {
         }
         Ok(out)
     }
+}
+
+/// `prompts` as runs of equal consecutive prompts: each run's prompt and length.
+fn runs(prompts: &[Vec<u32>]) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let (mut distinct, mut repeats): (Vec<Vec<u32>>, Vec<usize>) = (Vec::new(), Vec::new());
+    for p in prompts {
+        match (distinct.last(), repeats.last_mut()) {
+            (Some(last), Some(n)) if last == p => *n += 1,
+            _ => {
+                distinct.push(p.clone());
+                repeats.push(1);
+            }
+        }
+    }
+    (distinct, repeats)
 }
 
 /// `rows` split into `parts` contiguous groups ([`shard_rows`]), never more groups than
@@ -422,6 +443,73 @@ mod tests {
         // never more groups than rows, never an empty group
         assert_eq!(split_rows(2, 8), vec![0..1, 1..2]);
         assert_eq!(split_rows(0, 2), vec![0..0]);
+    }
+
+    #[test]
+    fn equal_consecutive_prompts_form_runs() {
+        let p = |v: &[u32]| v.to_vec();
+        let (d, n) = runs(&[
+            p(&[1, 2]),
+            p(&[1, 2]),
+            p(&[3]),
+            p(&[1, 2]),
+            p(&[3]),
+            p(&[3]),
+        ]);
+        assert_eq!(d, vec![p(&[1, 2]), p(&[3]), p(&[1, 2]), p(&[3])]);
+        assert_eq!(n, vec![2, 1, 1, 2]);
+        assert_eq!(runs(&[]), (vec![], vec![]));
+    }
+
+    /// Prefilling each prompt once and copying its cache to its `n` rows (the host path's
+    /// `prefill_repeated`) samples exactly what prefilling every row does (the trait's
+    /// default, through a wrapper that does not override it): same tokens, same log-probs
+    /// and entropies to the bit, in one row group and in three (whose boundaries cut runs).
+    #[test]
+    fn shared_prompt_prefill_samples_what_prefilling_every_row_does() {
+        struct EveryRow(Box<dyn InferenceModel>);
+        impl InferenceModel for EveryRow {
+            fn forward(&self, input: &foil_core::batch::SeqInput) -> Tensor<B, 3> {
+                self.0.forward(input)
+            }
+            fn prefill(&self, input: &foil_core::batch::SeqInput) -> (Tensor<B, 2>, DecodeCache) {
+                self.0.prefill(input)
+            }
+            fn decode(
+                &self,
+                cache: &mut DecodeCache,
+                tokens: Tensor<B, 2, burn::tensor::Int>,
+                positions: Tensor<B, 2, burn::tensor::Int>,
+            ) -> Tensor<B, 2> {
+                self.0.decode(cache, tokens, positions)
+            }
+            fn device(&self) -> foil_core::backend::Device {
+                self.0.device()
+            }
+            fn context(&self) -> usize {
+                self.0.context()
+            }
+        }
+        let (model, task) = setup();
+        let every = EveryRow(crate::testutil::arithmetic_setup().0);
+        for threads in [1, 3] {
+            let s = Local {
+                n: 4,
+                max_tokens: 12,
+                threads,
+                ..Default::default()
+            };
+            let shared = s
+                .sample(model.as_ref(), task.tokenizer.as_ref(), &task.train, 3)
+                .unwrap();
+            let all = s
+                .sample(&every, task.tokenizer.as_ref(), &task.train, 3)
+                .unwrap();
+            assert_eq!(shared, all, "threads {threads}");
+            // the completions of one prompt differ, so a wrong row copy would show
+            let c = &shared[0].completions;
+            assert!(c.iter().any(|x| x.tokens != c[0].tokens));
+        }
     }
 
     /// Decoding in row groups on separate threads is a schedule, not a different sampler:

@@ -363,8 +363,8 @@ impl Stage for Rl {
                 let per = rows.len().div_ceil(self.mini_batches);
                 // one update per batch: π_old = sg[π_θ] in the objective (module docs)
                 let single_update = self.ppo_epochs == 1 && self.mini_batches == 1;
-                let old_model = (self.objective.needs_old_logprobs() && !single_update)
-                    .then_some(behaviour.as_ref());
+                let old_model =
+                    (self.objective.needs_old_logprobs() && !single_update).then_some(&behaviour);
                 let mut batches: Vec<(HostPolicyBatch, _)> = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
@@ -373,13 +373,17 @@ impl Stage for Rl {
                         .with_group_ids(slice.iter().map(|&i| row_group[i]).collect());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
                     if let Some(m) = old_model {
-                        batch.old_logprobs = Some(frozen_logprobs(m, &host, &batch));
+                        batch.old_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
                     }
                     if let Some(m) = &reference {
                         batch.ref_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
                     }
                     batches.push((host, batch));
                 }
+                // the snapshot has done its work (rollouts, π_old log-probs): dropped before the
+                // updates, it no longer shares the weights' buffers, which an optimizer step on
+                // the CPU then updates in place instead of copying (`foil_models::adamw`)
+                drop(behaviour);
                 let lr = self.optimizer.lr_at(step);
                 let mut sums: Vec<(String, f64)> = Vec::new();
                 let mut updates = 0.0;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +25,9 @@ use super::{gguf, gguf_export, weights};
 use crate::host::decoder::HostDecoder;
 use crate::host::decoder_train::{self, DecoderParams, DecoderPass};
 use crate::host::train::{HostInput, ParamRef, Pending, use_host_train};
-use crate::host::{decode_tensors, prefill_tensors, use_host_decode};
+use crate::host::{decode_tensors, prefill_repeated_tensors, prefill_tensors, use_host_decode};
 use crate::precision::{Precision, working_copy};
-use crate::trainable::{self, Adam};
+use crate::trainable::{self, Adam, FusedAdamW};
 
 /// Parameter dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -200,7 +200,7 @@ impl Hf {
         }
         Ok(HfPolicy {
             model: Some(model),
-            optim: AdamWConfig::new().init(),
+            optim: FusedAdamW::default().init(),
             // the host passes are f32: bf16 passes run through burn on any device
             host_train: use_host_train(&train)
                 && self.dtype == Dtype::F32
@@ -407,7 +407,7 @@ impl Policy for HfPolicy {
 
     fn load(&mut self, dir: &Path) -> anyhow::Result<()> {
         let model = self.model.take().expect("model present");
-        let optim = std::mem::replace(&mut self.optim, AdamWConfig::new().init());
+        let optim = std::mem::replace(&mut self.optim, FusedAdamW::default().init());
         let (model, optim) = trainable::load(model, optim, dir, &self.device, "hf")?;
         self.pending.clear();
         self.model = Some(model);
@@ -541,6 +541,17 @@ impl InferenceModel for HfInference {
             input.key_valid.clone(),
         );
         (logits, Box::new(cache))
+    }
+
+    fn prefill_repeated(
+        &self,
+        input: &SeqInput,
+        repeats: &[usize],
+    ) -> (Tensor<FB, 2>, DecodeCache) {
+        match &self.host {
+            Some(host) => prefill_repeated_tensors(host, input, repeats, &self.device),
+            None => self.prefill(&input.repeat_rows(repeats)),
+        }
     }
 
     fn decode(

@@ -83,6 +83,30 @@ pub fn prefill_tensors(
     (logits_tensor(logits, x.rows, device), Box::new(cache))
 }
 
+/// `InferenceModel::prefill_repeated` on the host: each row of `input` prefilled once,
+/// its logits and cache then repeated `repeats[row]` times. A row's pass does not depend
+/// on the other rows (every kernel works row by row), so this is what prefilling the
+/// repeated rows gives, bit for bit (test `foil_samplers::local::tests::
+/// shared_prompt_prefill_samples_what_prefilling_every_row_does`).
+pub fn prefill_repeated_tensors(
+    model: &dyn HostModel,
+    input: &foil_core::batch::SeqInput,
+    repeats: &[usize],
+    device: &foil_core::backend::Device,
+) -> (Tensor<FB, 2>, foil_core::policy::DecodeCache) {
+    let x = train::HostInput::new(input);
+    let (logits, cache) = model.prefill(&x.tokens, &x.positions, &x.valid, x.rows);
+    let v = logits.len() / x.rows.max(1);
+    let mut repeated = Vec::with_capacity(repeats.iter().sum::<usize>() * v);
+    for (row, &n) in logits.chunks_exact(v.max(1)).zip(repeats) {
+        for _ in 0..n {
+            repeated.extend_from_slice(row);
+        }
+    }
+    let cache = cache.repeat_rows(repeats);
+    (logits_tensor(repeated, cache.rows, device), Box::new(cache))
+}
+
 /// [`HostModel::decode`] for an `InferenceModel`.
 pub fn decode_tensors(
     model: &dyn HostModel,
@@ -322,11 +346,61 @@ impl KvCache {
     pub fn advance(&mut self, n: usize) {
         self.len += n;
     }
+
+    /// The cache with row `i` repeated `repeats[i]` times, in order (`Σ repeats` rows):
+    /// keys, values and key bias of each row copied whole.
+    pub fn repeat_rows(&self, repeats: &[usize]) -> Self {
+        assert_eq!(repeats.len(), self.rows, "one repeat count per cached row");
+        let block = self.heads * self.cap * self.dh;
+        let repeat = |buf: &[f32], width: usize| -> Vec<f32> {
+            let mut out = Vec::with_capacity(repeats.iter().sum::<usize>() * width);
+            for (row, &n) in buf.chunks_exact(width).zip(repeats) {
+                for _ in 0..n {
+                    out.extend_from_slice(row);
+                }
+            }
+            out
+        };
+        Self {
+            rows: repeats.iter().sum(),
+            heads: self.heads,
+            dh: self.dh,
+            cap: self.cap,
+            len: self.len,
+            k: self.k.iter().map(|b| repeat(b, block)).collect(),
+            v: self.v.iter().map(|b| repeat(b, block)).collect(),
+            bias: repeat(&self.bias, self.cap),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Repeating rows copies each row's keys, values and padding whole, in order.
+    #[test]
+    fn repeated_rows_are_whole_copies_in_order() {
+        // 2 rows, 1 head, dh 1, a 2-column prompt whose row 0 starts with padding
+        let mut c = KvCache::for_prompt(1, 2, 1, 1, &[false, true, true, true], 1);
+        for (row, at, k) in [(0, 1, 1.0), (1, 0, 2.0), (1, 1, 3.0)] {
+            c.write(0, row, at, &[k], &[-k]);
+        }
+        c.advance(2);
+        let r = c.repeat_rows(&[1, 2]);
+        assert_eq!((r.rows, r.len()), (3, 2));
+        let keys = |row| r.seq(0, row, 0, 2);
+        assert_eq!(
+            keys(0),
+            (&[0.0, 1.0][..], &[0.0, -1.0][..], &[-1e9, 0.0][..])
+        );
+        for row in [1, 2] {
+            assert_eq!(
+                keys(row),
+                (&[2.0, 3.0][..], &[-2.0, -3.0][..], &[0.0, 0.0][..])
+            );
+        }
+    }
 
     /// Regrowth keeps every written key where `seq` reads it and opens real slots.
     #[test]
