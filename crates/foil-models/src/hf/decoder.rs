@@ -434,6 +434,7 @@ impl HfDecoder<FB> {
     /// The weights, adapters merged, copied to the host for [`HostDecoder`]'s prefill and
     /// decode steps.
     pub fn to_host(&self) -> HostDecoder {
+        use rayon::prelude::*;
         let m = self.merged();
         let dense = |l: &LoraLinear<FB>| Dense::from_linear(&l.base);
         let first = &m.layers[0].self_attn;
@@ -444,9 +445,10 @@ impl HfDecoder<FB> {
             context: m.context,
             inv_freq: m.inv_freq.clone(),
             embed: to_vec(m.embed_tokens.weight.val()),
+            // layer by layer on rayon's threads: each copy and repack is independent
             layers: m
                 .layers
-                .iter()
+                .par_iter()
                 .map(|l| HostLayer {
                     attn_norm: Norm::from_rms_norm(&l.input_layernorm),
                     q: dense(&l.self_attn.q_proj),
