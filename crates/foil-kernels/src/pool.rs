@@ -22,23 +22,31 @@ static FREE: Mutex<Option<Free>> = Mutex::new(None);
 /// A buffer of `len` values whose contents are unspecified (a reused buffer keeps what
 /// its last user wrote): for outputs that are written in full before they are read.
 pub fn take(len: usize) -> Vec<f32> {
+    reused(len).unwrap_or_else(|| vec![0.0; len])
+}
+
+/// A kept buffer of `len` values, if there is one.
+fn reused(len: usize) -> Option<Vec<f32>> {
     if len == 0 {
-        return Vec::new();
+        return None;
     }
-    let reused = FREE.lock().ok().and_then(|mut guard| {
+    FREE.lock().ok().and_then(|mut guard| {
         let free = guard.as_mut()?;
         let v = free.by_len.get_mut(&len)?.pop()?;
         free.bytes -= len * 4;
         Some(v)
-    });
-    reused.unwrap_or_else(|| vec![0.0; len])
+    })
 }
 
-/// A buffer of `len` zeros.
+/// A buffer of `len` zeros (a fresh allocation is zeroed once, by the allocator).
 pub fn zeroed(len: usize) -> Vec<f32> {
-    let mut v = take(len);
-    v.fill(0.0);
-    v
+    match reused(len) {
+        Some(mut v) => {
+            v.fill(0.0);
+            v
+        }
+        None => vec![0.0; len],
+    }
 }
 
 /// Hands `v` back for a later [`take`] of the same length.

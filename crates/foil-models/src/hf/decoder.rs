@@ -91,6 +91,24 @@ pub struct HfCache<B: Backend> {
     key_bias: Tensor<B, 4>,
 }
 
+impl<B: Backend> HfCache<B> {
+    /// The cache of the rows `index` picks (`[rows']`, each an existing row; repeats
+    /// allowed): every layer's keys and values and the key bias, gathered along rows.
+    pub fn select_rows(&self, index: Tensor<B, 1, Int>) -> Self {
+        Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|c| LayerCache {
+                    k: c.k.clone().select(0, index.clone()),
+                    v: c.v.clone().select(0, index.clone()),
+                })
+                .collect(),
+            key_bias: self.key_bias.clone().select(0, index),
+        }
+    }
+}
+
 fn proj<B: Backend>(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> LoraLinear<B> {
     LoraLinear::plain(LinearConfig::new(d_in, d_out).with_bias(bias).init(device))
 }

@@ -550,10 +550,29 @@ impl InferenceModel for HfInference {
         input: &SeqInput,
         repeats: &[usize],
     ) -> (Tensor<FB, 2>, DecodeCache) {
-        match &self.host {
-            Some(host) => prefill_repeated_tensors(host, input, repeats, &self.device),
-            None => self.prefill(&input.repeat_rows(repeats)),
+        if let Some(host) = &self.host {
+            return prefill_repeated_tensors(host, input, repeats, &self.device);
         }
+        // burn's path (GPUs): each prompt once, then its cache rows and logits gathered
+        let (logits, cache) = self.model.prefill(
+            input.tokens.clone(),
+            input.positions.clone(),
+            input.key_valid.clone(),
+        );
+        let index: Vec<i64> = repeats
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k))
+            .collect();
+        let len = index.len();
+        let index = Tensor::<FB, 1, Int>::from_data(
+            burn::tensor::TensorData::new(index, [len]),
+            &self.device,
+        );
+        (
+            logits.select(0, index.clone()),
+            Box::new(cache.select_rows(index)),
+        )
     }
 
     fn decode(
@@ -635,6 +654,56 @@ mod tests {
             .unwrap();
         p.host_train = host_train;
         p
+    }
+
+    /// burn's prefill of each prompt once, its cache rows and logits gathered
+    /// (`prefill_repeated` off the host path, as on a GPU), gives what prefilling the
+    /// repeated rows gives: the same logits to rounding, and a decode step from either
+    /// cache the same next logits.
+    #[test]
+    fn burn_prefill_repeated_matches_prefill_of_repeated_rows() {
+        use foil_core::batch::SeqBatch;
+        let p = policy("qwen2", None, false);
+        let device = inner_device(&p.device);
+        let burn_path = HfInference {
+            model: p.model().valid(),
+            host: None,
+            host_params: std::sync::OnceLock::new(),
+            device: device.clone(),
+        };
+        let prompts = vec![vec![5u32, 9, 17], vec![7], vec![12, 90]];
+        let repeats = [2, 1, 3];
+        let input = SeqBatch::left_padded(&prompts, 0).to_input(&device);
+        let (a, mut ca) = burn_path.prefill_repeated(&input, &repeats);
+        let (b, mut cb) = burn_path.prefill(&input.repeat_rows(&repeats));
+        let close = |x: Tensor<FB, 2>, y: Tensor<FB, 2>, what: &str| {
+            let (x, y) = (foil_core::batch::to_vec(x), foil_core::batch::to_vec(y));
+            assert_eq!(x.len(), y.len(), "{what}");
+            let scale = y.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (u, v)) in x.iter().zip(&y).enumerate() {
+                assert!((u - v).abs() <= 1e-5 * scale, "{what}[{i}]: {u} vs {v}");
+            }
+            // the six rows are three distinct prompts' logits
+            y
+        };
+        let rows = close(a, b, "prefill logits");
+        let v = rows.len() / 6;
+        assert_ne!(
+            rows[..v],
+            rows[2 * v..3 * v],
+            "rows of different prompts differ"
+        );
+        let tokens = Tensor::<FB, 2, Int>::from_data(
+            burn::tensor::TensorData::new(vec![3i64, 4, 5, 6, 7, 8], [6, 1]),
+            &device,
+        );
+        let positions = Tensor::<FB, 2, Int>::from_data(
+            burn::tensor::TensorData::new(vec![3i64, 3, 1, 2, 2, 2], [6, 1]),
+            &device,
+        );
+        let next_a = burn_path.decode(&mut ca, tokens.clone(), positions.clone());
+        let next_b = burn_path.decode(&mut cb, tokens, positions);
+        close(next_a, next_b, "decode logits");
     }
 
     /// `−Σ w·log π / 7` over left-padded rows of three lengths, weights of both signs
