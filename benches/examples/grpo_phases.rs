@@ -12,7 +12,8 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map(|s| s.parse())
         .transpose()?
-        .unwrap_or(40);
+        .unwrap_or(40)
+        .max(1);
     let mut step = GrpoStep::new()?;
     let mut phases: Vec<(&'static str, Vec<f64>)> = Vec::new();
     let mut faults = 0;

@@ -40,19 +40,24 @@ pub struct SeqInput {
     pub key_valid: Tensor<B, 2, Bool>,
 }
 
+/// The row index that repeats row `i` of `repeats.len()` rows `repeats[i]` times, in
+/// order, as an int tensor on `device` (for `select` along rows).
+pub fn repeat_index(repeats: &[usize], device: &Device) -> Tensor<B, 1, Int> {
+    let index: Vec<i64> = repeats
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k))
+        .collect();
+    let len = index.len();
+    Tensor::from_data(TensorData::new(index, [len]), device)
+}
+
 impl SeqInput {
     /// The batch with row `i` repeated `repeats[i]` times, in order (`Σ repeats` rows).
     pub fn repeat_rows(&self, repeats: &[usize]) -> Self {
         let [n, _] = self.tokens.dims();
         assert_eq!(repeats.len(), n, "one repeat count per row");
-        let index: Vec<i64> = repeats
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k))
-            .collect();
-        let len = index.len();
-        let device = self.tokens.device();
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [len]), &device);
+        let index = repeat_index(repeats, &self.tokens.device());
         Self {
             tokens: self.tokens.clone().select(0, index.clone()),
             positions: self.positions.clone().select(0, index.clone()),

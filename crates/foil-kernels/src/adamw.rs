@@ -194,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_on_threads_match_one_scalar_loop() {
+    fn blocks_on_threads_match_an_f64_reference() {
         // long enough for several rayon blocks and a ragged tail
         let n = 3 * BLOCK + 37;
         let val = |i: usize, k: f32| ((i as f32 * k).sin() * 0.3) + 0.01;

@@ -2,7 +2,8 @@
 //! burn's formula, burn's optimizer state, one fused pass per tensor on the CPU.
 //!
 //! ```text
-//! g ← g · min(1, c / (‖g‖₂ + f32::MIN_POSITIVE))       per tensor, when clipping at norm c
+//! g ← g · min(1, c / (‖g‖₂ + tiny))     per tensor, when clipping at norm c (tiny: the
+//!                                         dtype's smallest positive value, as burn's)
 //! m ← β₁·m + (1 − β₁)·g,   v ← β₂·v + (1 − β₂)·g²
 //! θ ← θ·(1 − η·λ) − η · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
 //! ```
@@ -80,8 +81,14 @@ impl FusedAdamW {
     ) -> (Tensor<FB, D>, AdamWState<FB, D>) {
         let grad = match self.clip_norm {
             Some(c) => {
+                // burn's tiny: the smallest positive value of the gradient's dtype
+                let tiny = grad
+                    .dtype()
+                    .finfo()
+                    .unwrap_or(burn::tensor::FloatDType::F32.finfo())
+                    .min_positive;
                 let norm = grad.clone().square().sum().sqrt();
-                let coef = norm.add_scalar(f32::MIN_POSITIVE).recip().mul_scalar(c);
+                let coef = norm.add_scalar(tiny).recip().mul_scalar(c);
                 grad.mul(coef.clamp_max(1.0).unsqueeze())
             }
             None => grad,
@@ -147,6 +154,14 @@ impl SimpleOptimizer<FB> for FusedAdamW {
         grad: Tensor<FB, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<FB, D>, Option<Self::State<D>>) {
+        // foil never asks for AMSGrad; its state could only come from a foreign checkpoint,
+        // and continuing without it would silently change the optimizer
+        assert!(
+            state
+                .as_ref()
+                .is_none_or(|s| s.momentum.max_moment_2.is_none()),
+            "optimizer state with an AMSGrad maximum (max_moment_2): foil's AdamW has no AMSGrad"
+        );
         let device = tensor.device();
         let f32s = |t: &Tensor<FB, D>| t.dtype() == DType::F32;
         let fused = fuses_on(&device)
@@ -154,10 +169,7 @@ impl SimpleOptimizer<FB> for FusedAdamW {
             && f32s(&grad)
             && state
                 .as_ref()
-                .is_none_or(|s| f32s(&s.momentum.moment_1) && f32s(&s.momentum.moment_2))
-            && state
-                .as_ref()
-                .is_none_or(|s| s.momentum.max_moment_2.is_none());
+                .is_none_or(|s| f32s(&s.momentum.moment_1) && f32s(&s.momentum.moment_2));
         if !fused {
             let (tensor, state) = self.step_ops(lr, tensor, grad, state);
             return (tensor, Some(state));
@@ -175,14 +187,24 @@ impl SimpleOptimizer<FB> for FusedAdamW {
             }
         };
         let (mut p, g, mut m, mut v) = (values(tensor), values(grad), m, v);
+        let back = |d: TensorData| Tensor::<FB, D>::from_data(d, &device);
+        // a buffer that cannot be viewed as f32s (misaligned) takes the tensor-op path
+        let viewable = |d: &TensorData| d.as_slice::<f32>().is_ok();
+        if ![&p, &g, &m, &v].into_iter().all(viewable) {
+            let state = (time > 1)
+                .then(|| AdamWState::new(AdaptiveMomentumState::new(time - 1, back(m), back(v))));
+            let (tensor, state) = self.step_ops(lr, back(p), back(g), state);
+            return (tensor, Some(state));
+        }
+        #[cfg(test)]
+        tests::FUSED_STEPS.with(|n| n.set(n.get() + 1));
         adamw(
-            p.as_mut_slice::<f32>().expect("f32 parameter"),
-            g.as_slice::<f32>().expect("f32 gradient"),
-            m.as_mut_slice::<f32>().expect("f32 first moment"),
-            v.as_mut_slice::<f32>().expect("f32 second moment"),
+            p.as_mut_slice::<f32>().expect("checked above"),
+            g.as_slice::<f32>().expect("checked above"),
+            m.as_mut_slice::<f32>().expect("checked above"),
+            v.as_mut_slice::<f32>().expect("checked above"),
             &self.constants(lr, time),
         );
-        let back = |d: TensorData| Tensor::<FB, D>::from_data(d, &device);
         let momentum = AdaptiveMomentumState::new(time, back(m), back(v));
         (back(p), Some(AdamWState::new(momentum)))
     }
@@ -200,6 +222,11 @@ impl SimpleOptimizer<FB> for FusedAdamW {
 mod tests {
     use super::*;
     use burn::module::{Module, Param};
+
+    thread_local! {
+        /// Steps this thread ran through the fused kernel.
+        pub(super) static FUSED_STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use foil_core::backend::parse_device;
 
@@ -275,58 +302,96 @@ mod tests {
 
     #[test]
     fn fused_step_on_flex_matches_burns_adamw() {
-        // the step sees the parameters' inner device, which must be the fused path's
-        let device = foil_core::backend::train_device(&parse_device("cpu").unwrap());
-        assert!(fuses_on(&two(&device).a.val().inner().device()));
-        assert!(!fuses_on(&parse_device("cpu-ndarray").unwrap()));
+        let before = FUSED_STEPS.with(|n| n.get());
         matches_burn("cpu");
+        // two parameter tensors × three steps, all through the kernel
+        assert_eq!(FUSED_STEPS.with(|n| n.get()) - before, 6);
     }
 
     #[test]
     fn tensor_op_step_on_ndarray_matches_burns_adamw() {
+        let before = FUSED_STEPS.with(|n| n.get());
         matches_burn("cpu-ndarray");
+        assert_eq!(
+            FUSED_STEPS.with(|n| n.get()),
+            before,
+            "no fused step off flex"
+        );
     }
 
-    /// A checkpoint file of the fused optimizer loads into burn's AdamW (and one of burn's
-    /// into ours), and the next steps agree: the state records are the same.
+    #[test]
+    #[should_panic(expected = "foil's AdamW has no AMSGrad")]
+    fn amsgrad_state_is_refused() {
+        let device = parse_device("cpu").unwrap();
+        let t = || Tensor::<FB, 1>::from_data(TensorData::new(vec![1f32; 4], [4]), &device);
+        let mut momentum = AdaptiveMomentumState::new(1, t(), t());
+        momentum.max_moment_2 = Some(t());
+        FusedAdamW::default().step(0.1, t(), t(), Some(AdamWState::new(momentum)));
+    }
+
+    /// Checkpoint files cross both ways: burn's AdamW, run alone for two steps, writes its
+    /// state; foil's loads it (and burn's loads foil's, written after foil's own two
+    /// steps), and the third steps of all four agree, while a third step from a fresh state
+    /// does not (so the state was read, not restarted).
     #[test]
     fn state_record_is_burns() {
-        let device = foil_core::backend::train_device(&parse_device("cpu").unwrap());
-        let mut model = two(&device);
-        let mut o = FusedAdamW::default().init::<Two<FB>>();
-        for step in 0..2 {
-            let g = grads(&model, step, &device);
-            model = o.step(0.01, model, g);
-        }
         use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+        let device = foil_core::backend::train_device(&parse_device("cpu").unwrap());
+        let inner = foil_core::backend::inner_device(&device);
+        let start = two(&device);
+        // same parameter ids in every copy: records are keyed by them
+        let (mut ours, mut theirs) = (start.clone(), start.clone());
+        let mut o = FusedAdamW::default().init::<Two<FB>>();
+        let mut b = AdamWConfig::new().init::<FB, Two<FB>>();
+        for step in 0..2 {
+            let g = grads(&ours, step, &device);
+            ours = o.step(0.01, ours, g);
+            let g = grads(&theirs, step, &device);
+            theirs = b.step(0.01, theirs, g);
+        }
         let rec = BinFileRecorder::<FullPrecisionSettings>::new();
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("optimizer");
-        Recorder::<FB>::record(&rec, o.to_record(), file.clone()).unwrap();
-        let inner = foil_core::backend::inner_device(&device);
-        let mut burn_opt = AdamWConfig::new()
-            .init::<FB, Two<FB>>()
-            .load_record(Recorder::<FB>::load(&rec, file.clone(), &inner).unwrap());
-        // and back: burn's file into ours
-        Recorder::<FB>::record(&rec, burn_opt.to_record(), file.clone()).unwrap();
-        o = FusedAdamW::default()
+        let (ours_file, burns_file) = (dir.path().join("ours"), dir.path().join("burns"));
+        Recorder::<FB>::record(&rec, o.to_record(), ours_file.clone()).unwrap();
+        Recorder::<FB>::record(&rec, b.to_record(), burns_file.clone()).unwrap();
+        let mut ours_from_burn = FusedAdamW::default()
             .init::<Two<FB>>()
-            .load_record(Recorder::<FB>::load(&rec, file, &inner).unwrap());
-        let other = Two {
-            a: Param::from_tensor(model.a.val()),
-            b: Param::from_tensor(model.b.val()),
+            .load_record(Recorder::<FB>::load(&rec, burns_file, &inner).unwrap());
+        let mut burn_from_ours = AdamWConfig::new()
+            .init::<FB, Two<FB>>()
+            .load_record(Recorder::<FB>::load(&rec, ours_file, &inner).unwrap());
+        let third = |opt: &mut dyn FnMut(Two<FB>, GradientsParams) -> Two<FB>, m: &Two<FB>| {
+            let g = grads(m, 2, &device);
+            flat(&opt(m.clone(), g))
         };
-        // same parameter ids: the record is keyed by them
-        let other = Two {
-            a: Param::initialized(model.a.id, other.a.val()),
-            b: Param::initialized(model.b.id, other.b.val()),
-        };
-        let g = grads(&model, 2, &device);
-        let ours = o.step(0.01, model, g);
-        let g = grads(&other, 2, &device);
-        let theirs = burn_opt.step(0.01, other, g);
-        for (p, q) in flat(&ours).iter().zip(flat(&theirs)) {
-            assert!((p - q).abs() < 1e-6, "{p} vs burn's {q}");
+        let want = third(&mut |m, g| b.step(0.01, m, g), &theirs);
+        let runs = [
+            (
+                "foil's, continued",
+                third(&mut |m, g| o.step(0.01, m, g), &ours),
+            ),
+            (
+                "foil's from burn's file",
+                third(&mut |m, g| ours_from_burn.step(0.01, m, g), &theirs),
+            ),
+            (
+                "burn's from foil's file",
+                third(&mut |m, g| burn_from_ours.step(0.01, m, g), &ours),
+            ),
+        ];
+        for (what, got) in &runs {
+            for (i, (p, q)) in got.iter().zip(&want).enumerate() {
+                assert!((p - q).abs() < 1e-6, "{what}, value {i}: {p} vs {q}");
+            }
         }
+        let mut fresh = FusedAdamW::default().init::<Two<FB>>();
+        let restarted = third(&mut |m, g| fresh.step(0.01, m, g), &ours);
+        assert!(
+            restarted
+                .iter()
+                .zip(&want)
+                .any(|(p, q)| (p - q).abs() > 1e-4),
+            "a fresh state steps differently"
+        );
     }
 }

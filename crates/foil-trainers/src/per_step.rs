@@ -357,10 +357,7 @@ impl Stage for PerStep {
                     &[ctx.stage as u64, step as u64, 0xB47C],
                 ));
                 let per = units.len().div_ceil(self.mini_batches).max(1);
-                let old_model = self
-                    .objective
-                    .needs_old_logprobs()
-                    .then_some(behaviour.as_ref());
+                let old_model = self.objective.needs_old_logprobs().then_some(&behaviour);
                 let mut batches = Vec::new();
                 for slice in units.chunks(per) {
                     let sub: Vec<(&[u32], &[u32], Vec<f32>)> = slice
@@ -371,13 +368,16 @@ impl Stage for PerStep {
                     let host = HostPolicyBatch::new(&sub, tok.pad_id());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
                     if let Some(m) = old_model {
-                        batch.old_logprobs = Some(frozen_logprobs(m, &host, &batch));
+                        batch.old_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
                     }
                     if let Some(m) = &reference {
                         batch.ref_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
                     }
                     batches.push(batch);
                 }
+                // done with the snapshot: dropped, it no longer shares the weights' buffers
+                // and a CPU optimizer step updates them in place (as in `rl`)
+                drop(behaviour);
                 let lr = self.optimizer.lr_at(step);
                 let mut sums: Vec<(String, f64)> = Vec::new();
                 let mut updates = 0.0;

@@ -554,21 +554,14 @@ impl InferenceModel for HfInference {
             return prefill_repeated_tensors(host, input, repeats, &self.device);
         }
         // burn's path (GPUs): each prompt once, then its cache rows and logits gathered
+        let [rows, _] = input.tokens.dims();
+        assert_eq!(repeats.len(), rows, "one repeat count per prompt row");
         let (logits, cache) = self.model.prefill(
             input.tokens.clone(),
             input.positions.clone(),
             input.key_valid.clone(),
         );
-        let index: Vec<i64> = repeats
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k))
-            .collect();
-        let len = index.len();
-        let index = Tensor::<FB, 1, Int>::from_data(
-            burn::tensor::TensorData::new(index, [len]),
-            &self.device,
-        );
+        let index = foil_core::batch::repeat_index(repeats, &self.device);
         (
             logits.select(0, index.clone()),
             Box::new(cache.select_rows(index)),

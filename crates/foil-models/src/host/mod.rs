@@ -95,6 +95,7 @@ pub fn prefill_repeated_tensors(
     device: &foil_core::backend::Device,
 ) -> (Tensor<FB, 2>, foil_core::policy::DecodeCache) {
     let x = train::HostInput::new(input);
+    assert_eq!(repeats.len(), x.rows, "one repeat count per prompt row");
     let (logits, cache) = model.prefill(&x.tokens, &x.positions, &x.valid, x.rows);
     let v = logits.len() / x.rows.max(1);
     let mut repeated = Vec::with_capacity(repeats.iter().sum::<usize>() * v);
