@@ -47,28 +47,56 @@ const COLS: usize = 16;
 /// A `[k, n]` weight repacked for [`linear`]: strips of 16 columns, each stored as its
 /// `k` rows of 16 values one after another (`[n/16][k][16]`, the last strip zero-padded),
 /// so that a product reads the weight once, front to back.
+///
+/// Each strip row (16 values) is one 64-byte-aligned cache line ([`Line`]), written with
+/// non-temporal stores, which go to memory without passing through this core's caches.
+/// Why: weights packed with ordinary stores sit dirty in the packing core's caches, and a
+/// decode that then streams them (4 MB per step for the GRPO bench's Qwen2, more than a
+/// core's L2) read them ~1.5× slower for dozens of passes on an AVX-512 Xeon; written
+/// around the caches, only the first pass is slow (`examples/stream_probe.rs`;
+/// `docs/benchmarks.md`, session 12: sampling on a fresh snapshot 7.1–7.5 → 5.5–5.7 ms).
 #[derive(Debug, Clone)]
 pub struct Packed {
-    data: Vec<f32>,
+    data: Vec<Line>,
     k: usize,
     n: usize,
 }
+
+/// One strip row of a [`Packed`] weight: 16 values on their own cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; COLS]);
 
 impl Packed {
     /// Repacks the row-major `[k, n]` weight `w`.
     pub fn new(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "a [{k}, {n}] weight has {} values", k * n);
         let strips = n.div_ceil(COLS);
-        let mut data = vec![0f32; strips * k * COLS];
+        let len = strips * k;
+        let mut data: Vec<Line> = Vec::with_capacity(len);
+        let out = data.as_mut_ptr();
         for s in 0..strips {
             let width = COLS.min(n - s * COLS);
             for i in 0..k {
-                let at = (s * k + i) * COLS;
-                data[at..at + width]
-                    .copy_from_slice(&w[i * n + s * COLS..i * n + s * COLS + width]);
+                let mut line = Line([0.0; COLS]);
+                line.0[..width].copy_from_slice(&w[i * n + s * COLS..i * n + s * COLS + width]);
+                // SAFETY: `s·k + i < len`, the vector's capacity, and `Line` is aligned
+                unsafe { stream_line(out.add(s * k + i), &line) };
             }
         }
+        stream_fence();
+        // SAFETY: each of the `len` lines was written just above
+        unsafe { data.set_len(len) };
         Self { data, k, n }
+    }
+
+    /// The packed values, strip after strip (`[n/16][k][16]`).
+    fn values(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` around `[f32; 16]`, 64 bytes with no padding, so
+        // the lines are `16 · len` consecutive, initialised `f32`s
+        unsafe {
+            std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() * COLS)
+        }
     }
 
     /// Input width `k`.
@@ -79,6 +107,40 @@ impl Packed {
     /// Output width `n`.
     pub fn n(&self) -> usize {
         self.n
+    }
+}
+
+/// Writes `line` to `dst` around the caches: four 16-byte non-temporal stores on x86_64
+/// (SSE, which every x86_64 CPU has), an ordinary write elsewhere.
+///
+/// # Safety
+/// `dst` is valid for a write of one `Line` (and so 64-byte aligned).
+#[inline(always)]
+unsafe fn stream_line(dst: *mut Line, line: &Line) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
+        let (d, s) = (dst.cast::<f32>(), line.0.as_ptr());
+        for j in 0..COLS / 4 {
+            // SAFETY: `d + 4j` is 16-byte aligned and inside the line (the caller's
+            // promise); `s + 4j` reads inside `line`
+            unsafe { _mm_stream_ps(d.add(4 * j), _mm_loadu_ps(s.add(4 * j))) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: the caller's promise
+    unsafe {
+        dst.write(*line)
+    }
+}
+
+/// Orders the non-temporal stores of [`stream_line`] before any later store (so that
+/// whoever is handed the weights afterwards sees them).
+fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `sfence` has no preconditions
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
     }
 }
 
@@ -122,7 +184,7 @@ pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [
     assert!(bias.is_none_or(|b| b.len() == n), "bias of {n} values");
     let strips = n.div_ceil(COLS);
     let out = OutPtr(out.as_mut_ptr());
-    // SAFETY: `x`, `out` and `bias` hold the values indexed (asserted above), `w.data`
+    // SAFETY: `x`, `out` and `bias` hold the values indexed (asserted above), `w.values()`
     // holds ⌈n/16⌉·k·16 values by construction, and each call writes only the columns of
     // its own strips, so concurrent calls on disjoint strip ranges never share a value.
     let product = Product { x, w, bias, m };
@@ -204,7 +266,7 @@ unsafe fn strips_fma(p: &Product, range: std::ops::Range<usize>, out: *mut f32) 
     for s in range {
         let c0 = s * COLS;
         let width = COLS.min(n - c0);
-        let strip = unsafe { w.data.as_ptr().add(s * k * COLS) };
+        let strip = unsafe { w.values().as_ptr().add(s * k * COLS) };
         for r0 in (0..m).step_by(ROWS) {
             let real = (m - r0).min(ROWS);
             // a short last tile repeats its last row and stores only the real ones
@@ -254,7 +316,7 @@ unsafe fn strips_avx512(p: &Product, range: std::ops::Range<usize>, out: *mut f3
     for s in range {
         let c0 = s * COLS;
         let width = COLS.min(n - c0);
-        let strip = unsafe { w.data.as_ptr().add(s * k * COLS) };
+        let strip = unsafe { w.values().as_ptr().add(s * k * COLS) };
         for r0 in (0..m).step_by(ROWS_512) {
             let real = (m - r0).min(ROWS_512);
             // a short last tile repeats its last row and stores only the real ones
@@ -294,7 +356,7 @@ unsafe fn strips_portable(p: &Product, range: std::ops::Range<usize>, out: *mut 
             let mut tile = [0f32; COLS];
             for i in 0..k {
                 let a = x[r * k + i];
-                let row = &w.data[(s * k + i) * COLS..(s * k + i + 1) * COLS];
+                let row = &w.values()[(s * k + i) * COLS..(s * k + i + 1) * COLS];
                 for (t, wc) in tile.iter_mut().zip(row) {
                     *t += a * wc;
                 }
