@@ -20,7 +20,7 @@ use std::sync::Arc;
 use foil_kernels::backprop::{self as bp, Attention, Heads, Mat};
 use foil_kernels::pool::{give, give_all, take, zeroed};
 
-use super::train::{backward_per_group, concat, per_row_group_of};
+use super::train::{add_tensors, backward_per_group, concat, per_row_group_of, zeroed_tensors};
 
 /// A projection: indices of its tensors in the flat parameter list.
 #[derive(Clone, Copy, Debug)]
@@ -71,11 +71,13 @@ pub struct DecoderParams {
 impl DecoderParams {
     /// Zero gradients for the trainable tensors, empty ones for the frozen.
     pub fn zero_grads(&self) -> Vec<Vec<f32>> {
-        self.values
+        let lens: Vec<usize> = self
+            .values
             .iter()
             .zip(&self.trainable)
-            .map(|(v, &t)| if t { zeroed(v.len()) } else { Vec::new() })
-            .collect()
+            .map(|(v, &t)| if t { v.len() } else { 0 })
+            .collect();
+        zeroed_tensors(&lens)
     }
 
     fn d(&self) -> usize {
@@ -549,9 +551,7 @@ pub fn backward_split(pass: &DecoderPass, d_logits: &[f32], grads: &mut [Vec<f32
         || pass.params().zero_grads(),
         backward,
         |grads, mut part| {
-            for (g, p) in grads.iter_mut().zip(&part) {
-                g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-            }
+            add_tensors(grads, &part);
             give_all(&mut part);
         },
     );

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use foil_kernels::backprop::{self as bp, Attention, Heads};
 use foil_kernels::pool::{give, give_all, take, zeroed};
 
-use super::train::{backward_per_group, concat, per_row_group_of};
+use super::train::{backward_per_group, concat, per_row_group_of, zeroed_tensors};
 use rayon::prelude::*;
 
 /// Tensors per block in `TinyGptModel::param_refs` order.
@@ -138,7 +138,8 @@ impl GptParams {
 
     /// The same shapes, all zeros (a gradient to accumulate into).
     pub fn zeros_like(&self) -> Self {
-        Self::from_flat(self.tensors().iter().map(|v| zeroed(v.len())).collect())
+        let lens: Vec<usize> = self.tensors().iter().map(|v| v.len()).collect();
+        Self::from_flat(zeroed_tensors(&lens))
     }
 
     fn d(&self) -> usize {

@@ -113,6 +113,33 @@ pub fn backward_per_group<T, G, P>(
     }
 }
 
+/// Values per rayon task of [`add_tensors`].
+const ADD_BLOCK: usize = 1 << 14;
+
+/// `grads[i] += parts[i]` for every tensor, in blocks of 16 Ki values on rayon's threads
+/// (each value is one addition, as in a sequential loop: the same sums). The sum of two
+/// row groups' gradients (1 M values for the GRPO bench's Qwen2) took 0.7 ms on one
+/// thread.
+pub fn add_tensors(grads: &mut [Vec<f32>], parts: &[Vec<f32>]) {
+    use rayon::prelude::*;
+    let blocks: Vec<(&mut [f32], &[f32])> = grads
+        .iter_mut()
+        .zip(parts)
+        .flat_map(|(g, p)| g.chunks_mut(ADD_BLOCK).zip(p.chunks(ADD_BLOCK)))
+        .collect();
+    blocks
+        .into_par_iter()
+        .for_each(|(g, p)| g.iter_mut().zip(p).for_each(|(a, b)| *a += b));
+}
+
+/// Zeroed buffers of these lengths (from the pool), filled on rayon's threads.
+pub fn zeroed_tensors(lens: &[usize]) -> Vec<Vec<f32>> {
+    use rayon::prelude::*;
+    lens.par_iter()
+        .map(|&n| foil_kernels::pool::zeroed(n))
+        .collect()
+}
+
 /// The row groups' outputs, one after another, in one buffer (from the pool; the parts
 /// go back to it).
 pub fn concat(parts: Vec<Vec<f32>>) -> Vec<f32> {
@@ -466,5 +493,33 @@ pub(crate) mod testing {
                 dot / (norm(&g) * norm(&h)).max(1e-30)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blocked parallel sum adds every value once, across block edges, ragged tails
+    /// and empty (frozen) tensors; zeroed tensors have the asked lengths.
+    #[test]
+    fn tensors_add_elementwise_across_blocks() {
+        let lens = [0, 3, ADD_BLOCK + 5, 2 * ADD_BLOCK];
+        let make = |k: f32| -> Vec<Vec<f32>> {
+            lens.iter()
+                .map(|&n| (0..n).map(|i| (i as f32 * k).sin()).collect())
+                .collect()
+        };
+        let (mut grads, parts) = (make(0.3), make(0.7));
+        let want: Vec<Vec<f32>> = grads
+            .iter()
+            .zip(&parts)
+            .map(|(g, p)| g.iter().zip(p).map(|(a, b)| a + b).collect())
+            .collect();
+        add_tensors(&mut grads, &parts);
+        assert_eq!(grads, want);
+        let zeros = zeroed_tensors(&lens);
+        assert_eq!(zeros.iter().map(Vec::len).collect::<Vec<_>>(), lens);
+        assert!(zeros.iter().flatten().all(|&v| v == 0.0));
     }
 }
