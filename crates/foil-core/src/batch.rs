@@ -261,6 +261,17 @@ pub fn token_entropy(logits: Tensor<B, 3>) -> Tensor<B, 2> {
 }
 
 /// Reads a float tensor back as a `Vec<f32>`.
+/// `f` applied to the values of `t` as `f32`s, without the second copy [`to_vec`] makes
+/// when the tensor's bytes cannot become a `Vec<f32>` (a buffer the model also holds,
+/// which flex copies out as a byte vector): for a tensor read only to be repacked.
+pub fn with_values<const D: usize, R>(t: Tensor<B, D>, f: impl FnOnce(&[f32]) -> R) -> R {
+    let data = t.into_data().convert::<f32>();
+    match data.as_slice::<f32>() {
+        Ok(values) => f(values),
+        Err(_) => f(&data.into_vec::<f32>().expect("float tensor data")),
+    }
+}
+
 pub fn to_vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
@@ -271,6 +282,24 @@ pub fn to_vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `with_values` sees what `to_vec` returns: for a tensor another handle shares (the
+    /// case it exists for), for a non-contiguous one, and for a bf16 one (converted).
+    #[test]
+    fn with_values_reads_what_to_vec_reads() {
+        let device = crate::backend::parse_device("cpu").unwrap();
+        let v: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let t = Tensor::<B, 2>::from_data(TensorData::new(v.clone(), [3, 4]), &device);
+        let shared = t.clone();
+        assert_eq!(with_values(t.clone(), |s| s.to_vec()), v);
+        assert_eq!(
+            with_values(t.clone().transpose(), |s| s.to_vec()),
+            to_vec(t.clone().transpose())
+        );
+        let half = t.cast(burn::tensor::DType::BF16);
+        assert_eq!(with_values(half.clone(), |s| s.to_vec()), to_vec(half));
+        assert_eq!(to_vec(shared), v);
+    }
 
     #[test]
     fn prompt_response_layout_matches_the_diagram() {

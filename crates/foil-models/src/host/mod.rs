@@ -25,7 +25,7 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, Linear, RmsNorm};
 use burn::prelude::*;
 use foil_core::backend::B as FB;
-use foil_core::batch::to_vec;
+use foil_core::batch::{to_vec, with_values};
 
 /// Whether the inference copy on `device` decodes on the host: CPU devices, unless
 /// `FOIL_BURN_DECODE` is set to something other than `0`.
@@ -165,7 +165,7 @@ impl Dense {
     pub fn from_linear(l: &Linear<FB>) -> Self {
         let [k, n] = l.weight.dims();
         Self {
-            w: kernels::Packed::new(&to_vec(l.weight.val()), k, n),
+            w: with_values(l.weight.val(), |w| kernels::Packed::new(w, k, n)),
             b: l.bias.as_ref().map(|b| to_vec(b.val())),
         }
     }
@@ -174,7 +174,9 @@ impl Dense {
     pub fn tied(embedding: &Param<Tensor<FB, 2>>) -> Self {
         let [vocab, d] = embedding.dims();
         Self {
-            w: kernels::Packed::new(&to_vec(embedding.val().transpose()), d, vocab),
+            w: with_values(embedding.val().transpose(), |w| {
+                kernels::Packed::new(w, d, vocab)
+            }),
             b: None,
         }
     }
