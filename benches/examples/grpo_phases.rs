@@ -4,7 +4,7 @@
 //! `cargo run --profile dev -p foil-benches --example grpo_phases -- 40`
 use std::time::Instant;
 
-use foil_benches::GrpoStep;
+use foil_benches::{GrpoStep, minor_faults};
 
 fn main() -> anyhow::Result<()> {
     foil::keep_freed_pages();
@@ -56,16 +56,4 @@ fn main() -> anyhow::Result<()> {
         minor_faults().saturating_sub(faults) as f64 / steps as f64
     );
     Ok(())
-}
-
-/// This process's minor page faults so far (`/proc/self/stat`, field 10; 0 elsewhere).
-fn minor_faults() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // fields after the command name, which is in parentheses
-            let rest = s.rsplit_once(')')?.1;
-            rest.split_whitespace().nth(7)?.parse().ok()
-        })
-        .unwrap_or(0)
 }

@@ -12,8 +12,7 @@
 //! `cargo run --profile dev -p foil-benches --example sample_probe -- 300`
 use std::time::Instant;
 
-use foil_benches::{GRPO_GROUP, TRL_VOCAB, write_random_qwen2};
-use foil_core::{PolicyConfig, Sampler, Task};
+use foil_benches::TrlSetup;
 
 fn main() -> anyhow::Result<()> {
     foil::link_all();
@@ -26,29 +25,10 @@ fn main() -> anyhow::Result<()> {
     let flag = |name| std::env::var(name).is_ok_and(|v| v != "0");
     let (fresh, other) = (flag("FRESH"), flag("OTHER"));
     let warm: usize = std::env::var("WARM").map_or(Ok(0), |w| w.parse())?;
-    let task = foil_data::Arithmetic {
-        min_operands: 2,
-        max_operands: 2,
-        max_operand: 99,
-        ops: "+".into(),
-        modulus: 1000,
-        train: 256,
-        test: 16,
-        ..Default::default()
-    }
-    .build(0)?;
-    let vocab = task.tokenizer.vocab_size().max(TRL_VOCAB);
-    let dir = tempfile::tempdir()?;
-    write_random_qwen2(dir.path(), vocab)?;
-    let device = foil_core::backend::parse_device("cpu")?;
-    let config: Box<dyn PolicyConfig> = serde_json::from_value(
-        serde_json::json!({"type": "hf", "path": dir.path(), "context": 128}),
-    )?;
-    let policy = config.build(vocab, &device, 0)?;
-    let sampler: Box<dyn Sampler> = serde_json::from_value(serde_json::json!({
-        "type": "local", "n": GRPO_GROUP, "temperature": 1.0, "max_tokens": 16,
-        "threads": std::env::var("THREADS").map_or(Ok(0), |t| t.parse())?
-    }))?;
+    // kept whole: its temporary model directory lives as long as it does
+    let setup = TrlSetup::new()?;
+    let (task, policy) = (&setup.task, &setup.policy);
+    let sampler = TrlSetup::sampler(std::env::var("THREADS").map_or(Ok(0), |t| t.parse())?);
     let tok = task.tokenizer.as_ref();
     let mut model = policy.inference();
     let mut total = 0.0;

@@ -1,6 +1,6 @@
 //! Times the phases of one train step of the baseline GPT (forward, log-probs + loss,
 //! step), for finding where the step's time goes.
-use foil_benches::{BASE_VOCAB, TRAIN_LEN, TRAIN_ROWS, base_gpt, random_ids};
+use foil_benches::{BASE_VOCAB, TRAIN_LEN, TRAIN_ROWS, base_gpt, minor_faults, random_ids};
 use foil_core::batch::{HostPolicyBatch, to_vec};
 use foil_core::policy::OptimizerConfig;
 use foil_core::{Objective, PolicyOutput};
@@ -48,16 +48,4 @@ fn main() {
             minor_faults().saturating_sub(faults)
         );
     }
-}
-
-/// This process's minor page faults so far (`/proc/self/stat`, field 10; 0 elsewhere).
-fn minor_faults() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // fields after the command name, which is in parentheses
-            let rest = s.rsplit_once(')')?.1;
-            rest.split_whitespace().nth(7)?.parse().ok()
-        })
-        .unwrap_or(0)
 }

@@ -185,14 +185,19 @@ where
     serde_json::from_value(v).expect("a valid part")
 }
 
-impl GrpoStep {
-    /// A random-init Qwen2 of [`trl_qwen2_config`] on character-level `a+b` arithmetic,
-    /// 2 prompts × 8 completions of ≤ 16 tokens at temperature 1, rewarded by the
-    /// `numeric` verifier, `grpo` advantages (std scale), `ppo_clip` + `kl` (k3, β = 0.04)
-    /// against the stage-start reference, AdamW (lr 1e-5).
+/// The TRL baseline's task and model: character-level `a+b` arithmetic ("Q:a+b=" with a,
+/// b in 0..=99, as the TRL script's problems) and a random-init Qwen2 of
+/// [`trl_qwen2_config`] on the CPU, read through foil's `hf` part from a temporary Hugging
+/// Face directory (kept as long as this lives).
+pub struct TrlSetup {
+    pub task: TaskData,
+    pub policy: Box<dyn Policy>,
+    _dir: tempfile::TempDir,
+}
+
+impl TrlSetup {
     pub fn new() -> anyhow::Result<Self> {
         foil::link_all();
-        // "Q:a+b=" with a, b in 0..=99, as the TRL script's problems
         let task = Arithmetic {
             min_operands: 2,
             max_operands: 2,
@@ -210,16 +215,53 @@ impl GrpoStep {
         let device = foil_core::backend::parse_device("cpu")?;
         let config: Box<dyn PolicyConfig> =
             part(serde_json::json!({"type": "hf", "path": dir.path(), "context": 128}));
-        let mut policy = config.build(vocab, &device, 0)?;
+        let policy = config.build(vocab, &device, 0)?;
+        Ok(Self {
+            task,
+            policy,
+            _dir: dir,
+        })
+    }
+
+    /// The TRL baseline's sampler: `local`, 8 completions per prompt of ≤ 16 tokens at
+    /// temperature 1, `threads` row groups (0 = one per core).
+    pub fn sampler(threads: usize) -> Box<dyn foil_core::Sampler> {
+        part(serde_json::json!({
+            "type": "local", "n": GRPO_GROUP, "temperature": 1.0, "max_tokens": 16,
+            "threads": threads
+        }))
+    }
+}
+
+/// This process's minor page faults so far (`/proc/self/stat`, field 10; 0 elsewhere).
+pub fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields after the command name, which is in parentheses
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+impl GrpoStep {
+    /// [`TrlSetup`]'s task and Qwen2, 2 prompts × 8 completions of ≤ 16 tokens at
+    /// temperature 1, rewarded by the `numeric` verifier, `grpo` advantages (std scale),
+    /// `ppo_clip` + `kl` (k3, β = 0.04) against the stage-start reference, AdamW (lr 1e-5).
+    pub fn new() -> anyhow::Result<Self> {
+        let TrlSetup {
+            task,
+            mut policy,
+            _dir: dir,
+        } = TrlSetup::new()?;
         policy.reset_optimizer(&foil_core::policy::OptimizerConfig::adamw(1e-5));
         let reference = policy.inference();
         Ok(Self {
             task,
             policy,
             reference,
-            sampler: part(serde_json::json!({
-                "type": "local", "n": GRPO_GROUP, "temperature": 1.0, "max_tokens": 16
-            })),
+            sampler: TrlSetup::sampler(0),
             verifier: part(serde_json::json!({"type": "numeric"})),
             advantage: part(serde_json::json!({"type": "grpo", "scale": "std"})),
             objective: part(serde_json::json!({
@@ -238,7 +280,7 @@ impl GrpoStep {
     /// `score`, `pack`, `reference`, `forward`, `loss`, `step`).
     pub fn run(&mut self, mut mark: impl FnMut(&'static str)) -> anyhow::Result<()> {
         use foil_core::batch::{HostPolicyBatch, to_vec};
-        use foil_core::{PolicyOutput, ScoredGroup, Verdict};
+        use foil_core::{PolicyOutput, ScoredGroup};
         let tok = self.task.tokenizer.as_ref();
         let lo = (self.step * GRPO_PROMPTS) % (self.task.train.len() - GRPO_PROMPTS);
         let problems = &self.task.train[lo..lo + GRPO_PROMPTS];
@@ -253,18 +295,7 @@ impl GrpoStep {
         mark("sample");
         let scored: Vec<ScoredGroup> = groups
             .into_iter()
-            .map(|g| {
-                let verdicts: Vec<Verdict> = g
-                    .completions
-                    .iter()
-                    .map(|c| self.verifier.verify(&g.problem, &c.text))
-                    .collect();
-                ScoredGroup {
-                    group: g,
-                    verdicts,
-                    baseline: None,
-                }
-            })
+            .map(|g| ScoredGroup::verified(g, self.verifier.as_ref()))
             .collect();
         let credits = self.advantage.estimate(&scored)?;
         mark("score");

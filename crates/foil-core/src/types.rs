@@ -99,6 +99,20 @@ pub struct ScoredGroup {
 }
 
 impl ScoredGroup {
+    /// `group` with each completion judged by `verifier`, in order (no baseline).
+    pub fn verified(group: Group, verifier: &dyn crate::Verifier) -> Self {
+        let verdicts = group
+            .completions
+            .iter()
+            .map(|c| verifier.verify(&group.problem, &c.text))
+            .collect();
+        Self {
+            group,
+            verdicts,
+            baseline: None,
+        }
+    }
+
     /// The scalar rewards of the group, in completion order.
     pub fn rewards(&self) -> Vec<f32> {
         self.verdicts.iter().map(|v| v.reward).collect()

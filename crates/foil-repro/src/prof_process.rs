@@ -178,18 +178,7 @@ pub fn probe(opts: &Options, seed: u64, prefix_dir: &Path) -> anyhow::Result<Pro
     )?;
     let groups: Vec<ScoredGroup> = sampled
         .into_iter()
-        .map(|g| {
-            let verdicts = g
-                .completions
-                .iter()
-                .map(|c| verifier.verify(&g.problem, &c.text))
-                .collect();
-            ScoredGroup {
-                group: g,
-                verdicts,
-                baseline: None,
-            }
-        })
+        .map(|g| ScoredGroup::verified(g, verifier.as_ref()))
         .collect();
     let credits = advantage.estimate(&groups)?;
     let mut p = Probe {

@@ -407,6 +407,34 @@ mod tests {
         crate::testutil::arithmetic_setup()
     }
 
+    /// A model whose logits are another's times a constant (NaN: a diverged run; 1: the
+    /// same logits), with only the trait's default `prefill_repeated`.
+    struct Scaled(Box<dyn InferenceModel>, f32);
+
+    impl InferenceModel for Scaled {
+        fn forward(&self, input: &foil_core::batch::SeqInput) -> Tensor<B, 3> {
+            self.0.forward(input) * self.1
+        }
+        fn prefill(&self, input: &foil_core::batch::SeqInput) -> (Tensor<B, 2>, DecodeCache) {
+            let (logits, cache) = self.0.prefill(input);
+            (logits * self.1, cache)
+        }
+        fn decode(
+            &self,
+            cache: &mut DecodeCache,
+            tokens: Tensor<B, 2, burn::tensor::Int>,
+            positions: Tensor<B, 2, burn::tensor::Int>,
+        ) -> Tensor<B, 2> {
+            self.0.decode(cache, tokens, positions) * self.1
+        }
+        fn device(&self) -> foil_core::backend::Device {
+            self.0.device()
+        }
+        fn context(&self) -> usize {
+            self.0.context()
+        }
+    }
+
     #[test]
     fn same_seed_same_completions_and_n_per_prompt() {
         let (model, task) = setup();
@@ -467,31 +495,9 @@ mod tests {
     /// and entropies to the bit, in one row group and in three (whose boundaries cut runs).
     #[test]
     fn shared_prompt_prefill_samples_what_prefilling_every_row_does() {
-        struct EveryRow(Box<dyn InferenceModel>);
-        impl InferenceModel for EveryRow {
-            fn forward(&self, input: &foil_core::batch::SeqInput) -> Tensor<B, 3> {
-                self.0.forward(input)
-            }
-            fn prefill(&self, input: &foil_core::batch::SeqInput) -> (Tensor<B, 2>, DecodeCache) {
-                self.0.prefill(input)
-            }
-            fn decode(
-                &self,
-                cache: &mut DecodeCache,
-                tokens: Tensor<B, 2, burn::tensor::Int>,
-                positions: Tensor<B, 2, burn::tensor::Int>,
-            ) -> Tensor<B, 2> {
-                self.0.decode(cache, tokens, positions)
-            }
-            fn device(&self) -> foil_core::backend::Device {
-                self.0.device()
-            }
-            fn context(&self) -> usize {
-                self.0.context()
-            }
-        }
         let (model, task) = setup();
-        let every = EveryRow(crate::testutil::arithmetic_setup().0);
+        // ×1 is exact: the same logits, through the trait's default prefill_repeated
+        let every = Scaled(crate::testutil::arithmetic_setup().0, 1.0);
         for threads in [1, 3] {
             let s = Local {
                 n: 4,
@@ -579,32 +585,8 @@ mod tests {
     /// naming the row, where the sampler used to return token 0 with a NaN log-prob.
     #[test]
     fn nan_logits_are_an_error() {
-        struct NanLogits(Box<dyn InferenceModel>);
-        impl InferenceModel for NanLogits {
-            fn forward(&self, input: &foil_core::batch::SeqInput) -> Tensor<B, 3> {
-                self.0.forward(input) * f32::NAN
-            }
-            fn prefill(&self, input: &foil_core::batch::SeqInput) -> (Tensor<B, 2>, DecodeCache) {
-                let (logits, cache) = self.0.prefill(input);
-                (logits * f32::NAN, cache)
-            }
-            fn decode(
-                &self,
-                cache: &mut DecodeCache,
-                tokens: Tensor<B, 2, burn::tensor::Int>,
-                positions: Tensor<B, 2, burn::tensor::Int>,
-            ) -> Tensor<B, 2> {
-                self.0.decode(cache, tokens, positions) * f32::NAN
-            }
-            fn device(&self) -> foil_core::backend::Device {
-                self.0.device()
-            }
-            fn context(&self) -> usize {
-                self.0.context()
-            }
-        }
         let (model, task) = setup();
-        let nan = NanLogits(model);
+        let nan = Scaled(model, f32::NAN);
         for temperature in [0.0, 1.0] {
             let s = Local {
                 temperature,
