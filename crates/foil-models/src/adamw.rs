@@ -139,11 +139,6 @@ fn fuses_on(device: &DispatchDevice) -> bool {
     matches!(device, DispatchDevice::Flex(_))
 }
 
-/// The f32 values of `t` as a `TensorData` (no copy when nothing else holds `t`'s buffer).
-fn values<const D: usize>(t: Tensor<FB, D>) -> TensorData {
-    t.into_data()
-}
-
 impl SimpleOptimizer<FB> for FusedAdamW {
     type State<const D: usize> = AdamWState<FB, D>;
 
@@ -174,19 +169,20 @@ impl SimpleOptimizer<FB> for FusedAdamW {
             let (tensor, state) = self.step_ops(lr, tensor, grad, state);
             return (tensor, Some(state));
         }
+        // the buffers out of burn: no copy when nothing else holds them
         let shape = tensor.shape();
-        let (time, m, v) = match state {
+        let (time, mut m, mut v) = match state {
             Some(s) => (
                 s.momentum.time + 1,
-                values(s.momentum.moment_1),
-                values(s.momentum.moment_2),
+                s.momentum.moment_1.into_data(),
+                s.momentum.moment_2.into_data(),
             ),
             None => {
                 let zeros = || TensorData::new(vec![0f32; shape.num_elements()], shape.clone());
                 (1, zeros(), zeros())
             }
         };
-        let (mut p, g, mut m, mut v) = (values(tensor), values(grad), m, v);
+        let (mut p, g) = (tensor.into_data(), grad.into_data());
         let back = |d: TensorData| Tensor::<FB, D>::from_data(d, &device);
         // a buffer that cannot be viewed as f32s (misaligned) takes the tensor-op path
         let viewable = |d: &TensorData| d.as_slice::<f32>().is_ok();

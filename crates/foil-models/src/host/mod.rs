@@ -98,14 +98,20 @@ pub fn prefill_repeated_tensors(
     assert_eq!(repeats.len(), x.rows, "one repeat count per prompt row");
     let (logits, cache) = model.prefill(&x.tokens, &x.positions, &x.valid, x.rows);
     let v = logits.len() / x.rows.max(1);
-    let mut repeated = Vec::with_capacity(repeats.iter().sum::<usize>() * v);
-    for (row, &n) in logits.chunks_exact(v.max(1)).zip(repeats) {
+    let cache = cache.repeat_rows(repeats);
+    let logits = repeat_chunks(&logits, v, repeats);
+    (logits_tensor(logits, cache.rows, device), Box::new(cache))
+}
+
+/// `buf`'s rows of `width` values, row `i` repeated `repeats[i]` times, in order.
+fn repeat_chunks(buf: &[f32], width: usize, repeats: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(repeats.iter().sum::<usize>() * width);
+    for (row, &n) in buf.chunks_exact(width.max(1)).zip(repeats) {
         for _ in 0..n {
-            repeated.extend_from_slice(row);
+            out.extend_from_slice(row);
         }
     }
-    let cache = cache.repeat_rows(repeats);
-    (logits_tensor(repeated, cache.rows, device), Box::new(cache))
+    out
 }
 
 /// [`HostModel::decode`] for an `InferenceModel`.
@@ -355,15 +361,7 @@ impl KvCache {
     pub fn repeat_rows(&self, repeats: &[usize]) -> Self {
         assert_eq!(repeats.len(), self.rows, "one repeat count per cached row");
         let block = self.heads * self.cap * self.dh;
-        let repeat = |buf: &[f32], width: usize| -> Vec<f32> {
-            let mut out = Vec::with_capacity(repeats.iter().sum::<usize>() * width);
-            for (row, &n) in buf.chunks_exact(width).zip(repeats) {
-                for _ in 0..n {
-                    out.extend_from_slice(row);
-                }
-            }
-            out
-        };
+        let repeat = |buf: &[f32], width: usize| repeat_chunks(buf, width, repeats);
         Self {
             rows: repeats.iter().sum(),
             heads: self.heads,
