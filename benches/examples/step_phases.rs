@@ -17,7 +17,11 @@ fn main() {
     let objective = foil_objectives::Nll::default();
     let mut policy = base_gpt("cpu").unwrap();
     policy.reset_optimizer(&OptimizerConfig::adamw(1e-4));
-    for _ in 0..8 {
+    let steps: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("the argument is a step count"))
+        .unwrap_or(8);
+    for _ in 0..steps {
         let faults = minor_faults();
         let t0 = Instant::now();
         let batch = host.to_device(&policy.device(), TRAIN_LEN - 1);

@@ -34,6 +34,36 @@ macro_rules! simd_fn {
             body($($arg),*)
         }
     };
+    // `wide fn`: also an AVX-512 build, called when the CPU has AVX-512F (and
+    // `FOIL_NO_AVX512` is unset), for arithmetic-bound loops (GELU's erf and exp).
+    ($(#[$meta:meta])* wide $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx512() {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                return unsafe { wide($($arg),*) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::avx2() {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                return unsafe { fast($($arg),*) };
+            }
+            body($($arg),*)
+        }
+    };
 }
 
 pub mod adamw;
@@ -435,6 +465,13 @@ pub fn exp(x: f32) -> f32 {
 /// `t = 1/(1 + p|x|)`, odd in `x`; absolute error ≤ 1.5e-7.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_with(x, exp(-x * x))
+}
+
+/// [`erf`] given `e^(−x²)`, for callers that need that exponential too (GELU's backward
+/// pass shares it with the normal density).
+#[inline(always)]
+pub(crate) fn erf_with(x: f32, exp_minus_x2: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
         0.254_829_6,
@@ -443,33 +480,17 @@ pub fn erf(x: f32) -> f32 {
         -1.453_152_1,
         1.061_405_4,
     ];
-    let ax = x.abs();
-    let t = 1.0 / (1.0 + P * ax);
+    let t = 1.0 / (1.0 + P * x.abs());
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let y = 1.0 - poly * exp(-ax * ax);
-    y.copysign(x)
+    (1.0 - poly * exp_minus_x2).copysign(x)
 }
 
-/// Exact GELU, `x · ½(1 + erf(x/√2))`, in place (burn's `gelu`, PyTorch's default).
-pub fn gelu(x: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { gelu_fma(x) };
-    }
-    gelu_body(x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_fma(x: &mut [f32]) {
-    gelu_body(x)
-}
-
-#[inline(always)]
-fn gelu_body(x: &mut [f32]) {
-    for v in x {
-        *v *= 0.5 * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+simd_fn! {
+    /// Exact GELU, `x · ½(1 + erf(x/√2))`, in place (burn's `gelu`, PyTorch's default).
+    wide pub fn gelu(x: &mut [f32]) {
+        for v in x {
+            *v *= 0.5 * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
     }
 }
 

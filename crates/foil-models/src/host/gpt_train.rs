@@ -170,7 +170,8 @@ struct BlockTrace {
     mid: Vec<f32>,
     ln2: Vec<f32>,
     ln2_stats: Vec<f32>,
-    pre: Vec<f32>,
+    /// GELU′ at fc1's output (`bp::bias_gelu_forward`).
+    slope: Vec<f32>,
     act: Vec<f32>,
 }
 
@@ -251,8 +252,8 @@ pub fn forward(
         };
         att_shape.forward(view(0), view(1), view(2), valid, &mut probs, &mut att);
         let mut mid = take(m * d);
-        bp::linear_forward(&att, &b.proj_w, Some(&b.proj_b), m, &mut mid);
-        add_par(&mut mid, &x);
+        bp::linear_forward(&att, &b.proj_w, None, m, &mut mid);
+        bp::add_residual_bias(&mut mid, &x, &b.proj_b);
         let (mut ln2, mut ln2_stats) = (take(m * d), take(2 * m));
         bp::layer_norm_forward(
             &mid,
@@ -263,12 +264,13 @@ pub fn forward(
             &mut ln2_stats,
         );
         let hidden = b.fc1_b.len();
-        let (mut pre, mut act) = (take(m * hidden), take(m * hidden));
-        bp::linear_forward(&ln2, &b.fc1_w, Some(&b.fc1_b), m, &mut pre);
-        bp::gelu_forward(&pre, &mut act);
+        // `slope` holds fc1's output until `bias_gelu_forward` replaces it with GELU′
+        let (mut slope, mut act) = (take(m * hidden), take(m * hidden));
+        bp::linear_forward(&ln2, &b.fc1_w, None, m, &mut slope);
+        bp::bias_gelu_forward(&mut slope, &b.fc1_b, &mut act);
         let mut out = take(m * d);
-        bp::linear_forward(&act, &b.fc2_w, Some(&b.fc2_b), m, &mut out);
-        add_par(&mut out, &mid);
+        bp::linear_forward(&act, &b.fc2_w, None, m, &mut out);
+        bp::add_residual_bias(&mut out, &mid, &b.fc2_b);
         let input = std::mem::replace(&mut x, out);
         blocks.push(BlockTrace {
             x: input,
@@ -280,7 +282,7 @@ pub fn forward(
             mid,
             ln2,
             ln2_stats,
-            pre,
+            slope,
             act,
         });
     }
@@ -422,7 +424,7 @@ pub fn backward(trace: &GptTrace, d_logits: &[f32], grads: &mut GptParams) {
             Some(&mut d_act),
             false,
         );
-        bp::gelu_backward(&bt.pre, &mut d_act);
+        bp::gelu_backward(&bt.slope, &mut d_act);
         bp::linear_backward(
             &bt.ln2,
             &b.fc1_w,
@@ -522,7 +524,7 @@ impl Drop for BlockTrace {
             &mut self.mid,
             &mut self.ln2,
             &mut self.ln2_stats,
-            &mut self.pre,
+            &mut self.slope,
             &mut self.act,
         ]);
     }
