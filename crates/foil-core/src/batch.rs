@@ -260,7 +260,6 @@ pub fn token_entropy(logits: Tensor<B, 3>) -> Tensor<B, 2> {
         .neg()
 }
 
-/// Reads a float tensor back as a `Vec<f32>`.
 /// `f` applied to the values of `t` as `f32`s, without the second copy [`to_vec`] makes
 /// when the tensor's bytes cannot become a `Vec<f32>` (a buffer the model also holds,
 /// which flex copies out as a byte vector): for a tensor read only to be repacked.
@@ -272,6 +271,7 @@ pub fn with_values<const D: usize, R>(t: Tensor<B, D>, f: impl FnOnce(&[f32]) ->
     }
 }
 
+/// Reads a float tensor back as a `Vec<f32>`.
 pub fn to_vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
