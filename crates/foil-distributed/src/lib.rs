@@ -40,6 +40,21 @@ pub enum SyncBackend {
     Collective,
 }
 
+/// Who samples the rollouts of an `rl` stage with several workers.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollouts {
+    /// The leader (worker 0) samples every prompt of a step; the workers only train. The
+    /// data-parallel run then samples exactly what a one-worker run samples.
+    #[default]
+    Leader,
+    /// Each local worker samples a consecutive share of the step's prompts with its own
+    /// replica, on its own device, side by side; the groups are then verified, filtered and
+    /// trained on as one batch. The samples differ from the leader's (each share has its
+    /// own random stream), but a run stays reproducible for a given worker count.
+    Workers,
+}
+
 /// burn-collective's global (multi-node) settings: one process per machine, each with
 /// `workers` local peers. Every node runs the same recipe with its own `node_index` and
 /// `address`.
@@ -75,6 +90,8 @@ pub struct DataParallel {
     /// `device`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// Who samples an `rl` stage's rollouts ([`Rollouts`]; default `leader`).
+    pub rollouts: Rollouts,
 }
 
 /// The fields as written in a recipe: `workers` may be left out when `devices` is given.
@@ -87,6 +104,8 @@ struct DataParallelFields {
     node: Option<NodeConfig>,
     #[serde(default)]
     devices: Vec<String>,
+    #[serde(default)]
+    rollouts: Rollouts,
 }
 
 impl TryFrom<DataParallelFields> for DataParallel {
@@ -114,6 +133,7 @@ impl TryFrom<DataParallelFields> for DataParallel {
             backend: f.backend,
             node: f.node,
             devices: f.devices,
+            rollouts: f.rollouts,
         })
     }
 }
@@ -125,6 +145,7 @@ impl Default for DataParallel {
             backend: SyncBackend::Threads,
             node: None,
             devices: Vec::new(),
+            rollouts: Rollouts::Leader,
         }
     }
 }
@@ -144,10 +165,16 @@ impl DataParallel {
     }
 
     /// Checks the settings against a stage's `batch` (rows per step), with errors that say
-    /// what to change: [`DataParallel::validate_settings`], and `batch` divisible by the
-    /// world size (the `sft` stage's equal shards).
+    /// what to change: [`DataParallel::validate_settings`], `batch` divisible by the
+    /// world size (the `sft` stage's equal shards), and no `rollouts` (a stage that samples
+    /// nothing).
     pub fn validate(&self, stage: &str, batch: usize) -> anyhow::Result<()> {
         self.validate_settings(stage)?;
+        anyhow::ensure!(
+            self.rollouts == Rollouts::Leader,
+            "{stage}: data_parallel.rollouts applies to the rl stage only ({stage} samples no \
+             rollouts); leave it out"
+        );
         let world = self.world_size();
         anyhow::ensure!(
             batch.is_multiple_of(world),

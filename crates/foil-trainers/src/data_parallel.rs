@@ -30,16 +30,17 @@
 //! The price over a plain DDP step is one extra `[n, T-1]` all-reduce and a loss
 //! evaluation on `[n, T-1]` tensors, both tiny next to the model's forward and backward.
 
+use anyhow::Context;
 use burn::tensor::{Tensor, TensorData};
 use foil_core::backend::{B, inner_device};
 use foil_core::batch::{
     HostPolicyBatch, PolicyBatch, SeqBatch, shard_rows, to_vec, token_entropy, token_logprobs,
 };
 use foil_core::grad_sync::GradientSync;
-use foil_core::policy::{OptimizerConfig, Policy};
+use foil_core::policy::{InferenceModel, OptimizerConfig, Policy};
 use foil_core::run::RunContext;
-use foil_core::{Objective, PolicyConfig, PolicyOutput};
-use foil_distributed::DataParallel;
+use foil_core::{Group, Objective, PolicyConfig, PolicyOutput, Problem, Sampler, Tokenizer, rng};
+use foil_distributed::{DataParallel, Rollouts};
 
 pub use crate::train_step::NonFinite;
 use crate::train_step::{finite_value, step_metrics};
@@ -130,6 +131,16 @@ impl Workers {
             Ok(metrics) => Ok(metrics),
             Err(nf) => Err(ctx.non_finite(step, nf.value, nf.detail)),
         }
+    }
+
+    /// Inference copies of the replicas (workers 1..), for `rollouts: workers`.
+    pub(crate) fn replica_inference(&self) -> Vec<Box<dyn InferenceModel>> {
+        self.replicas.iter().map(|r| r.inference()).collect()
+    }
+
+    /// Who samples the rollouts.
+    pub(crate) fn rollouts(&self) -> Rollouts {
+        self.dp.rollouts
     }
 
     /// Thread workers outside a run (benches): `leader` is worker 0, `replicas` the
@@ -337,6 +348,41 @@ fn sub_rows(seqs: &SeqBatch, rows: std::ops::Range<usize>) -> SeqBatch {
     }
 }
 
+/// `rollouts: workers`: model `w` of `models` (the leader's first, then the replicas')
+/// samples problems `⌊w·n/W⌋ .. ⌊(w+1)·n/W⌋` with the seed `rng::derive(seed, [w])`, every
+/// worker in its own scoped thread (on a GPU, each on its own device); the groups come back
+/// in `problems`' order. A worker whose share is empty samples nothing.
+pub fn sample_on_workers(
+    sampler: &dyn Sampler,
+    models: &[&dyn InferenceModel],
+    tokenizer: &dyn Tokenizer,
+    problems: &[Problem],
+    seed: u64,
+) -> anyhow::Result<Vec<Group>> {
+    let world = models.len().max(1);
+    let shards: Vec<Vec<Group>> = std::thread::scope(|s| {
+        let handles = models
+            .iter()
+            .enumerate()
+            .map(|(w, model)| {
+                let share = &problems[shard_rows(problems.len(), world, w)];
+                s.spawn(move || {
+                    if share.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    sampler
+                        .sample(*model, tokenizer, share, rng::derive(seed, &[w as u64]))
+                        .with_context(|| format!("data_parallel: worker {w} sampling its rollouts"))
+                })
+            })
+            .collect();
+        join_all(handles)
+    })
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    Ok(shards.into_iter().flatten().collect())
+}
+
 /// Joins scoped worker threads, turning a panic into an error.
 fn join_all<T>(
     handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>,
@@ -478,6 +524,71 @@ mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
+    }
+
+    /// `rollouts: workers`: worker `w` samples problems `⌊w·5/W⌋..⌊(w+1)·5/W⌋` of 5 with
+    /// its own model and the seed `derive(11, [w])`, and the groups come back in the
+    /// problems' order: over 1, 2 (2 + 3) and 3 (1 + 2 + 2) workers, and 1 problem over 3
+    /// (two workers sample nothing). The models come from different inits, so a share
+    /// sampled by the wrong worker's model (or seed) gives other tokens.
+    #[test]
+    fn workers_sample_their_shares_in_order() {
+        let tok = foil_data::CharTokenizer::new("0123456789").unwrap();
+        let models = [
+            policy(0).inference(),
+            policy(7).inference(),
+            policy(9).inference(),
+        ];
+        let problems: Vec<Problem> = (0..5)
+            .map(|i| Problem {
+                id: format!("p{i}"),
+                prompt: format!("{i}{}", 9 - i),
+                solution: String::new(),
+                answer: String::new(),
+                difficulty: 0,
+            })
+            .collect();
+        let sampler = foil_samplers::Local {
+            n: 2,
+            max_tokens: 4,
+            ..Default::default()
+        };
+        let tokens = |groups: &[Group]| -> Vec<(String, Vec<Vec<u32>>)> {
+            groups
+                .iter()
+                .map(|g| {
+                    let c = g.completions.iter().map(|c| c.tokens.clone()).collect();
+                    (g.problem.id.clone(), c)
+                })
+                .collect()
+        };
+        for (world, n) in [(1, 5), (2, 5), (3, 5), (3, 1)] {
+            let refs: Vec<&dyn InferenceModel> =
+                models[..world].iter().map(|m| m.as_ref()).collect();
+            let got = sample_on_workers(&sampler, &refs, &tok, &problems[..n], 11).unwrap();
+            let mut want = Vec::new();
+            for (w, model) in refs.iter().enumerate() {
+                let share = &problems[shard_rows(n, world, w)];
+                if !share.is_empty() {
+                    let seed = rng::derive(11, &[w as u64]);
+                    want.extend(sampler.sample(*model, &tok, share, seed).unwrap());
+                }
+            }
+            assert_eq!(tokens(&got), tokens(&want), "{world} workers, {n} problems");
+            let ids: Vec<String> = got.iter().map(|g| g.problem.id.clone()).collect();
+            let order: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+            assert_eq!(ids, order);
+        }
+        // worker 1's share (p2..p4 of 2 + 3) sampled by worker 0's model differs
+        let share = &problems[2..];
+        let seed = rng::derive(11, &[1]);
+        let by_own = sampler
+            .sample(models[1].as_ref(), &tok, share, seed)
+            .unwrap();
+        let by_leader = sampler
+            .sample(models[0].as_ref(), &tok, share, seed)
+            .unwrap();
+        assert_ne!(tokens(&by_own), tokens(&by_leader));
     }
 
     /// `devices: [cpu, cpu-ndarray]` puts the replica on ndarray, loaded with the leader's

@@ -20,7 +20,10 @@
 //! worker, and π_old / π_ref log-probs are computed there too; only each optimizer step's
 //! batch is split by rows over the `W` replicas, which back-propagate their rows and
 //! all-reduce so that the step is exactly the whole batch's (`data_parallel.rs`,
-//! `docs/data-parallel.md`).
+//! `docs/data-parallel.md`). With `rollouts: workers` each worker's replica (same weights)
+//! samples a consecutive share of the step's prompts on its own device, side by side
+//! (`data_parallel::sample_on_workers`); verification, filters, credit and the log-prob
+//! passes stay on the leader.
 //!
 //! **One update per batch** (`ppo_epochs: 1`, `mini_batches: 1`, the defaults): π_old is
 //! exactly the π_θ being differentiated, so `old` is not computed; the objectives then use
@@ -40,9 +43,9 @@ use rand::seq::SliceRandom;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
-use crate::data_parallel::Workers;
+use crate::data_parallel::{Workers, sample_on_workers};
 use crate::train_step::{frozen_logprobs, objective_step};
-use foil_distributed::DataParallel;
+use foil_distributed::{DataParallel, Rollouts};
 
 /// Recipe part: the `rl` stage (see the module docs for the loop).
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,10 +156,13 @@ impl Rl {
 
     /// Samples, verifies and filters until `prompts_per_step` groups are kept or the
     /// filters' round budget is spent.
+    /// `replicas`: the other workers' inference copies under `rollouts: workers` (they
+    /// sample shares of the prompts beside `model`), else empty.
     fn collect(
         &self,
         ctx: &RunContext,
         model: &dyn InferenceModel,
+        replicas: &[Box<dyn InferenceModel>],
         step: usize,
         stats: &mut RolloutStats,
     ) -> anyhow::Result<Vec<ScoredGroup>> {
@@ -181,7 +187,20 @@ impl Rl {
                 .map(|i| ctx.task.train[i].clone())
                 .collect();
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, step as u64, round as u64, 1]);
-            let groups = self.sampler.sample(model, tok.as_ref(), &problems, seed)?;
+            let groups = if replicas.is_empty() {
+                self.sampler.sample(model, tok.as_ref(), &problems, seed)?
+            } else {
+                let models: Vec<&dyn InferenceModel> = std::iter::once(model)
+                    .chain(replicas.iter().map(|r| r.as_ref()))
+                    .collect();
+                sample_on_workers(
+                    self.sampler.as_ref(),
+                    &models,
+                    tok.as_ref(),
+                    &problems,
+                    seed,
+                )?
+            };
             let mut baselines = self
                 .baseline_verdicts(model, tok.as_ref(), &problems, seed)?
                 .into_iter();
@@ -324,7 +343,13 @@ impl Stage for Rl {
             // π_old: the weights that sample this step's rollouts, also used for their
             // behaviour log-probs
             let behaviour = ctx.policy.inference();
-            let kept = self.collect(ctx, behaviour.as_ref(), step, &mut stats)?;
+            // rollouts: workers — the replicas hold the same weights and sample beside it
+            let replicas = match &workers {
+                Some(w) if w.rollouts() == Rollouts::Workers => w.replica_inference(),
+                _ => Vec::new(),
+            };
+            let kept = self.collect(ctx, behaviour.as_ref(), &replicas, step, &mut stats)?;
+            drop(replicas);
             let mut metrics: Vec<(String, f64)> = Vec::new();
             let mut trained_rows = 0;
             if !kept.is_empty() {

@@ -1,14 +1,15 @@
 //! The `rl` stage's `data_parallel:` option, run in process.
 //!
-//! Rollouts are sampled on the leader, so with identical weights both runs see the same
-//! rollouts; each update's batch is split by rows over the workers and the all-reduced
-//! update is exactly the whole batch's (`data_parallel.rs`; the per-parameter gradient
-//! checks are its unit tests). Here: two workers log the same losses, KL and rewards at
-//! every step as one worker (tolerance 1e-4: f32 summation order), through a reference
-//! (π_ref) term, with several epochs and mini-batches (π_old log-probs, mini-batches of 8
-//! rows split 4 + 4), and across a checkpoint and resume. Steps 2.. only agree if the
-//! replica started from the policy's weights and optimizer state and every worker took
-//! the same update.
+//! Rollouts are sampled on the leader (the default `rollouts: leader`), so with identical
+//! weights both runs see the same rollouts; each update's batch is split by rows over the
+//! workers and the all-reduced update is exactly the whole batch's (`data_parallel.rs`;
+//! the per-parameter gradient checks are its unit tests). Here: two workers log the same
+//! losses, KL and rewards at every step as one worker (tolerance 1e-4: f32 summation
+//! order), through a reference (π_ref) term, with several epochs and mini-batches (π_old
+//! log-probs, mini-batches of 8 rows split 4 + 4), and across a checkpoint and resume.
+//! Steps 2.. only agree if the replica started from the policy's weights and optimizer
+//! state and every worker took the same update. With `rollouts: workers` the samples are
+//! the workers' own (reproducible, resumable, not the leader's).
 
 mod common;
 
@@ -115,11 +116,59 @@ fn workers_on_two_devices() {
     assert!(t[3][1] > 1e-4, "{t:?}");
 }
 
+/// `rollouts: workers`: each worker samples half of the step's 4 prompts with its own
+/// replica and random stream. The run is reproducible, trains (KL leaves 0), and its
+/// rollouts are not the leader's: the rewards of some step differ from the one-worker run's
+/// (whose samples `rollouts: leader` reproduces, above).
+#[test]
+fn rollouts_sampled_on_the_workers() {
+    let settings = "\n    data_parallel: {workers: 2, rollouts: workers}";
+    let runs: Vec<Vec<[f64; 3]>> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            trajectory(&run_recipe(dir.path(), &recipe(settings), None).unwrap())
+        })
+        .collect();
+    assert_eq!(runs[0].len(), 4);
+    assert_eq!(runs[0], runs[1], "the same recipe twice");
+    assert!(runs[0][3][1] > 1e-4, "{:?}", runs[0]);
+    let one = tempfile::tempdir().unwrap();
+    let single = trajectory(&run_recipe(one.path(), &recipe(""), None).unwrap());
+    assert!(
+        runs[0].iter().zip(&single).any(|(a, b)| a[2] != b[2]),
+        "rollouts: workers sampled what the leader samples: {single:?}"
+    );
+    // the replica samples on its own device (ndarray) just as well
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = trajectory(
+        &run_recipe(
+            dir.path(),
+            &recipe("\n    data_parallel: {devices: [cpu, cpu-ndarray], rollouts: workers}"),
+            None,
+        )
+        .unwrap(),
+    );
+    assert_eq!(mixed.len(), 4);
+    assert!(mixed.iter().flatten().all(|v| v.is_finite()), "{mixed:?}");
+}
+
 #[test]
 fn a_resumed_data_parallel_rl_stage_continues_identically() {
+    resumes_identically("{workers: 2}");
+}
+
+#[test]
+fn a_resumed_stage_with_rollouts_on_the_workers_continues_identically() {
+    resumes_identically("{workers: 2, rollouts: workers}");
+}
+
+/// A run stopped after 2 of 4 steps and resumed logs what an uninterrupted one logs.
+fn resumes_identically(data_parallel: &str) {
     let full = tempfile::tempdir().unwrap();
     let cut = tempfile::tempdir().unwrap();
-    let text = recipe("\n    ppo_epochs: 2\n    mini_batches: 2\n    data_parallel: {workers: 2}");
+    let text = recipe(&format!(
+        "\n    ppo_epochs: 2\n    mini_batches: 2\n    data_parallel: {data_parallel}"
+    ));
     let whole = trajectory(&run_recipe(full.path(), &text, None).unwrap());
     let dir = run_recipe(cut.path(), &text, Some(2)).unwrap();
     assert_eq!(trajectory(&dir).len(), 2);
@@ -168,7 +217,7 @@ fn load_average() -> String {
 
 /// Wall time of a small GRPO run (tiny_gpt d64 × 2 layers on arithmetic, 16 prompts × 8
 /// samples of up to 16 tokens = 128 rows per update, `ppo_clip + kl`) with one worker vs
-/// two thread workers, 6 steps, run setup included; prints the load average around each
+/// two thread workers (rollouts sampled by the leader, then by both), 6 steps, run setup included; prints the load average around each
 /// arm. Not a check, a measurement:
 /// `cargo test --workspace --test rl_data_parallel -- --ignored --nocapture`
 #[test]
@@ -203,6 +252,10 @@ stages:
         for (label, dp) in [
             ("1 worker ", ""),
             ("2 workers", "\n    data_parallel: {workers: 2}"),
+            (
+                "2 workers, rollouts: workers",
+                "\n    data_parallel: {workers: 2, rollouts: workers}",
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let before = load_average();

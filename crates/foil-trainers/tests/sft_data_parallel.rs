@@ -119,6 +119,13 @@ fn bad_settings_are_clear_errors() {
     assert!(e.contains("list the run's `device` first"), "{e}");
     let e = error_of(", data_parallel: {devices: [cpu, cuda:9]}", 16);
     assert!(e.contains("data_parallel.devices[1]"), "{e}");
+    let e = error_of(", data_parallel: {workers: 2, rollouts: workers}", 16);
+    assert!(
+        e.contains("sft: data_parallel.rollouts applies to the rl stage only"),
+        "{e}"
+    );
+    let e = error_of(", data_parallel: {workers: 2, rollouts: everyone}", 16);
+    assert!(e.contains("everyone") && e.contains("leader"), "{e}");
     if !foil_distributed::COLLECTIVE {
         let e = error_of(", data_parallel: {workers: 2, backend: collective}", 16);
         assert!(
