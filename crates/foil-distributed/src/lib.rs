@@ -51,8 +51,17 @@ pub enum Rollouts {
     /// Each local worker samples a consecutive share of the step's prompts with its own
     /// replica, on its own device, side by side; the groups are then verified, filtered and
     /// trained on as one batch. The samples differ from the leader's (each share has its
-    /// own random stream), but a run stays reproducible for a given worker count.
+    /// own random stream), but a run stays reproducible for a given worker count. With one
+    /// worker this is `Leader`; a remote sampler (`openai`) ignores the model it is handed,
+    /// so there it only sends the shares to its server side by side.
     Workers,
+}
+
+impl Rollouts {
+    /// The default: the leader samples.
+    pub fn is_leader(&self) -> bool {
+        *self == Rollouts::Leader
+    }
 }
 
 /// burn-collective's global (multi-node) settings: one process per machine, each with
@@ -90,7 +99,9 @@ pub struct DataParallel {
     /// `device`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
-    /// Who samples an `rl` stage's rollouts ([`Rollouts`]; default `leader`).
+    /// Who samples an `rl` stage's rollouts ([`Rollouts`]; default `leader`, left out of a
+    /// written recipe).
+    #[serde(skip_serializing_if = "Rollouts::is_leader")]
     pub rollouts: Rollouts,
 }
 
@@ -317,6 +328,27 @@ mod tests {
         assert_eq!(dp.workers, 2);
         assert_eq!(dp.backend, SyncBackend::Threads);
         assert_eq!(dp.world_size(), 2);
+    }
+
+    /// `rollouts` defaults to the leader and is then left out of a written recipe (which an
+    /// older build can read back); `workers` is written and read back.
+    #[test]
+    fn rollouts_default_to_the_leader_and_round_trip() {
+        let dp = parse("{workers: 2}").unwrap();
+        assert_eq!(dp.rollouts, Rollouts::Leader);
+        let written = serde_json::to_string(&dp).unwrap();
+        assert!(!written.contains("rollouts"), "{written}");
+        let dp = parse("{workers: 2, rollouts: workers}").unwrap();
+        assert_eq!(dp.rollouts, Rollouts::Workers);
+        let written = serde_json::to_string(&dp).unwrap();
+        assert!(written.contains(r#""rollouts":"workers""#), "{written}");
+        assert_eq!(parse(&written).unwrap(), dp);
+        dp.validate_settings("rl").unwrap();
+        let e = dp.validate("sft", 8).unwrap_err().to_string();
+        assert!(
+            e.contains("sft: data_parallel.rollouts applies to the rl stage only"),
+            "{e}"
+        );
     }
 
     #[test]

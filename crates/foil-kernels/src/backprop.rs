@@ -499,6 +499,13 @@ fn block_rows(width: usize) -> usize {
 /// and GELU backward each stream 8 MB through memory, and the backward's erf was bound by
 /// arithmetic; the slope is computed here while `h` is in registers.
 pub fn bias_gelu_forward(pre: &mut [f32], bias: &[f32], act: &mut [f32]) {
+    assert!(
+        !bias.is_empty() && pre.len() == act.len() && pre.len().is_multiple_of(bias.len()),
+        "bias_gelu_forward: {} values and {} outputs in rows of the bias's {}",
+        pre.len(),
+        act.len(),
+        bias.len()
+    );
     let rows = block_rows(bias.len());
     pre.par_chunks_mut(rows)
         .zip(act.par_chunks_mut(rows))
@@ -539,6 +546,13 @@ simd_fn! {
 /// A residual connection with the bias of the layer before it: `y ← y + x + b` per row
 /// (`y` written by [`linear_forward`] without a bias), in parallel blocks.
 pub fn add_residual_bias(y: &mut [f32], x: &[f32], bias: &[f32]) {
+    assert!(
+        !bias.is_empty() && y.len() == x.len() && y.len().is_multiple_of(bias.len()),
+        "add_residual_bias: {} outputs and {} residuals in rows of the bias's {}",
+        y.len(),
+        x.len(),
+        bias.len()
+    );
     let rows = block_rows(bias.len());
     y.par_chunks_mut(rows)
         .zip(x.par_chunks(rows))
@@ -1109,7 +1123,8 @@ mod tests {
     /// GELU(2) = 1.9544997; GELU′(1) = 0.8413447 + 0.2419707 = 1.0833155,
     /// GELU′(−0.5) = 0.3085375 − 0.5·0.3520653 = 0.1325049,
     /// GELU′(2) = 0.9772499 + 2·0.0539910 = 1.0852318, GELU′(0) = ½.
-    /// 37 copies, so that the 16- and 8-wide bodies and their remainders all run.
+    /// 37 copies (148 values), in rows of 37 for the bias, so that the 16- and 8-wide
+    /// bodies and their remainders all run, in place and in the fused pass.
     #[test]
     fn gelu_and_its_derivative_match_the_normal_tables() {
         let table = [
@@ -1118,8 +1133,8 @@ mod tests {
             (2.0, 1.954_499_7, 1.085_231_8),
             (0.0, 0.0, 0.5),
         ];
-        // rows of 4: the bias 0.25 is taken off the inputs, so that x + b is the table's x
-        let bias = [0.25f32; 4];
+        // rows of 37: the bias 0.25 is taken off the inputs, so that x + b is the table's x
+        let bias = [0.25f32; 37];
         let x: Vec<f32> = (0..37).flat_map(|_| table.map(|t| t.0)).collect();
         let mut pre: Vec<f32> = x.iter().map(|v| v - 0.25).collect();
         let mut y = vec![0f32; x.len()];

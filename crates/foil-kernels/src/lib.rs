@@ -34,8 +34,8 @@ macro_rules! simd_fn {
             body($($arg),*)
         }
     };
-    // `wide fn`: also an AVX-512 build, called when the CPU has AVX-512F (and
-    // `FOIL_NO_AVX512` is unset), for arithmetic-bound loops (GELU's erf and exp).
+    // `wide fn`: also an AVX-512 build, called when the CPU has AVX-512F and VL, AVX2 and
+    // FMA (and `FOIL_NO_AVX512` is unset), for arithmetic-bound loops (GELU's erf and exp).
     ($(#[$meta:meta])* wide $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -52,8 +52,8 @@ macro_rules! simd_fn {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            if crate::avx512() {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
+            if crate::avx512_wide() {
+                // SAFETY: the CPU supports AVX-512F and VL, AVX2 and FMA (checked just above).
                 return unsafe { wide($($arg),*) };
             }
             #[cfg(target_arch = "x86_64")]
@@ -180,6 +180,17 @@ fn stream_fence() {
 fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[allow(unreachable_code)]
+    false
+}
+
+/// Whether `simd_fn! { wide fn … }` may run its AVX-512 build: AVX-512F and VL (the
+/// build's 256-bit forms of AVX-512 instructions) besides AVX2 and FMA, and
+/// `FOIL_NO_AVX512` unset ([`avx512`]).
+#[inline]
+fn avx512_wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx512() && std::is_x86_feature_detected!("avx512vl") && avx2();
     #[allow(unreachable_code)]
     false
 }

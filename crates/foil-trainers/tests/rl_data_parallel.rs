@@ -138,18 +138,21 @@ fn rollouts_sampled_on_the_workers() {
         runs[0].iter().zip(&single).any(|(a, b)| a[2] != b[2]),
         "rollouts: workers sampled what the leader samples: {single:?}"
     );
-    // the replica samples on its own device (ndarray) just as well
-    let dir = tempfile::tempdir().unwrap();
-    let mixed = trajectory(
-        &run_recipe(
-            dir.path(),
-            &recipe("\n    data_parallel: {devices: [cpu, cpu-ndarray], rollouts: workers}"),
-            None,
-        )
-        .unwrap(),
-    );
+    // the replica samples on its own device (ndarray) just as well, and not what the
+    // leader samples on the same devices
+    let on_mixed = |rollouts: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let dp =
+            format!("\n    data_parallel: {{devices: [cpu, cpu-ndarray], rollouts: {rollouts}}}");
+        trajectory(&run_recipe(dir.path(), &recipe(&dp), None).unwrap())
+    };
+    let (mixed, leader) = (on_mixed("workers"), on_mixed("leader"));
     assert_eq!(mixed.len(), 4);
     assert!(mixed.iter().flatten().all(|v| v.is_finite()), "{mixed:?}");
+    assert!(
+        mixed.iter().zip(&leader).any(|(a, b)| a[2] != b[2]),
+        "{mixed:?} vs {leader:?}"
+    );
 }
 
 #[test]
