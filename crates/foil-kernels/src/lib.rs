@@ -214,6 +214,14 @@ fn avx512() -> bool {
 /// vocabulary head or a prefill spreads).
 const PARALLEL_MACS: usize = 8 << 20;
 
+/// Weights of at least this many values (2 MiB of f32, more than a core's L2) split their
+/// column strips over rayon's threads whatever the rows: each thread then streams half the
+/// weight from L3 or memory. SmolLM2-135M's MLP weights (576 × 1536) do, so a decode step
+/// of 8 rows in one row group ran at 155 instead of 125 tokens/s; the d-256 GPT's (at most
+/// 256 × 1024) do not, since splitting them slowed its one-row decode by 29 %
+/// (`docs/benchmarks.md`, session 13).
+const PARALLEL_WEIGHT: usize = 512 << 10;
+
 /// `out[m, n] = x[m, k] · w[k, n] (+ bias[n])`, `x` and `out` row-major.
 pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [f32]) {
     use rayon::prelude::*;
@@ -231,7 +239,7 @@ pub fn linear(x: &[f32], w: &Packed, bias: Option<&[f32]>, m: usize, out: &mut [
     let product = Product { x, w, bias, m };
     let run = |range: std::ops::Range<usize>| unsafe { strips_into(&product, range, out) };
     let threads = rayon::current_num_threads().min(strips);
-    if m * k * n >= PARALLEL_MACS && threads > 1 {
+    if (m * k * n >= PARALLEL_MACS || k * n >= PARALLEL_WEIGHT) && threads > 1 {
         (0..threads)
             .into_par_iter()
             .for_each(|i| run(strips * i / threads..strips * (i + 1) / threads));
@@ -642,7 +650,8 @@ mod tests {
     use super::*;
 
     /// Sizes that exercise full tiles, a short row tile, a column tail and the split over
-    /// threads (the last size is above `PARALLEL_MACS`).
+    /// threads (`33 × 512 × 520` is above `PARALLEL_MACS`; the 2-row product's weight,
+    /// `512 × 1040`, is above `PARALLEL_WEIGHT`).
     #[test]
     fn linear_matches_the_schoolbook_product() {
         for (m, k, n) in [
@@ -652,6 +661,7 @@ mod tests {
             (4, 16, 16),
             (13, 9, 33),
             (33, 512, 520),
+            (2, 512, 1040),
         ] {
             let x: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
