@@ -114,17 +114,30 @@ impl RunContext {
         &self,
         start_step: usize,
     ) -> anyhow::Result<Box<dyn InferenceModel>> {
+        self.stage_start_snapshot_on(self.policy.as_ref(), &self.device, start_step)
+    }
+
+    /// [`RunContext::stage_start_snapshot`] for `policy`, a copy of the run's policy with
+    /// the same weights (a data-parallel replica) built on `device` (its inner device):
+    /// its adapter-free base, its own weights at step 0, else the stage-start checkpoint
+    /// loaded on `device`.
+    pub fn stage_start_snapshot_on(
+        &self,
+        policy: &dyn Policy,
+        device: &Device,
+        start_step: usize,
+    ) -> anyhow::Result<Box<dyn InferenceModel>> {
         // a policy with adapters offers its base model, which costs no extra weights
-        if let Some(reference) = self.policy.reference() {
+        if let Some(reference) = policy.reference() {
             return Ok(reference);
         }
         if start_step == 0 {
-            return Ok(self.policy.inference());
+            return Ok(policy.inference());
         }
         let dir = checkpoint::stage_start(&self.dir, self.stage);
         let mut p =
             self.policy_config
-                .build(self.task.tokenizer.vocab_size(), &self.device, self.seed)?;
+                .build(self.task.tokenizer.vocab_size(), device, self.seed)?;
         p.load(&dir).map_err(|e| {
             e.context(format!(
                 "rebuilding the stage-start reference from {}",

@@ -4,7 +4,8 @@
 //! the same policy config and seed and then loaded from the policy's saved state (weights
 //! and optimizer state, so they match after earlier stages and on resume). The stage builds
 //! each update's whole batch as it would without `data_parallel` (for `rl`: the rollouts
-//! after verification, filters and advantages, with their π_old / π_ref log-probs); global
+//! after verification, filters and advantages, with their π_old / π_ref log-probs, which
+//! [`logprobs_on_workers`] also splits by rows over the workers' own models); global
 //! rank `r` of `world` takes rows `⌊r·n/world⌋ .. ⌊(r+1)·n/world⌋`. One step:
 //!
 //! 1. every worker runs the forward pass of its rows only (the expensive part) and keeps
@@ -133,9 +134,26 @@ impl Workers {
         }
     }
 
-    /// Inference copies of the replicas (workers 1..), for `rollouts: workers`.
+    /// Inference copies of the replicas (workers 1..): they sample under `rollouts:
+    /// workers` and compute their rows' π_old log-probs.
     pub(crate) fn replica_inference(&self) -> Vec<Box<dyn InferenceModel>> {
         self.replicas.iter().map(|r| r.inference()).collect()
+    }
+
+    /// The stage's frozen reference on every replica's device (workers 1..), as
+    /// [`RunContext::stage_start_snapshot`] gives the leader's: for their rows' π_ref
+    /// log-probs.
+    pub(crate) fn replica_references(
+        &self,
+        ctx: &RunContext,
+        start_step: usize,
+    ) -> anyhow::Result<Vec<Box<dyn InferenceModel>>> {
+        self.replicas
+            .iter()
+            .map(|r| {
+                ctx.stage_start_snapshot_on(r.as_ref(), &inner_device(&r.device()), start_step)
+            })
+            .collect()
     }
 
     /// Who samples the rollouts.
@@ -383,6 +401,44 @@ pub fn sample_on_workers(
     Ok(shards.into_iter().flatten().collect())
 }
 
+/// Frozen per-token log-probs of `host`'s rows (`[n, T−1]` on `batch`'s device, as
+/// `train_step::frozen_logprobs` computes them on one model), spread over `models` (the
+/// leader's first): model `w` of `W` runs rows `⌊w·n/W⌋ .. ⌊(w+1)·n/W⌋` on its own device
+/// in its own thread, and the rows are joined in order. The π_old and π_ref passes of a
+/// data-parallel `rl` update, which would otherwise run on the leader alone.
+pub fn logprobs_on_workers(
+    models: &[&dyn InferenceModel],
+    host: &HostPolicyBatch,
+    batch: &PolicyBatch,
+) -> anyhow::Result<Tensor<B, 2>> {
+    let (n, t) = (host.seqs.n, host.seqs.t);
+    let world = models.len().max(1);
+    let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles = models
+            .iter()
+            .enumerate()
+            .map(|(w, model)| {
+                let rows = shard_rows(n, world, w);
+                s.spawn(move || {
+                    if rows.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let input = sub_rows(&host.seqs, rows.clone()).to_input(&model.device());
+                    let targets = input.tokens.clone().slice([0..rows.len(), 1..t]);
+                    Ok(to_vec(model.token_logprobs(&input, targets)))
+                })
+            })
+            .collect();
+        join_all(handles)
+    })
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    Ok(Tensor::from_data(
+        TensorData::new(parts.concat(), [batch.n, batch.width]),
+        &batch.mask.device(),
+    ))
+}
+
 /// Joins scoped worker threads, turning a panic into an error.
 fn join_all<T>(
     handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>,
@@ -524,6 +580,29 @@ mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
+    }
+
+    /// The π_old / π_ref passes spread over workers give the log-probs of one model on the
+    /// whole batch: its 5 rows over 1, 2, 3 and 7 copies of a model (two of the 7 without
+    /// rows). Over a copy and a model with other weights, the second's rows (2..5 of 5)
+    /// differ while the first's stay, so a row run by the wrong worker would show.
+    #[test]
+    fn logprobs_on_workers_are_the_whole_batch_pass() {
+        let (host, b) = batch();
+        let models: Vec<Box<dyn InferenceModel>> = (0..7).map(|_| policy(0).inference()).collect();
+        let whole = to_vec(frozen_logprobs(models[0].as_ref(), &host, &b));
+        for world in [1, 2, 3, 7] {
+            let refs: Vec<&dyn InferenceModel> =
+                models[..world].iter().map(|m| m.as_ref()).collect();
+            let got = to_vec(logprobs_on_workers(&refs, &host, &b).unwrap());
+            assert!(max_abs_diff(&got, &whole) < 1e-6, "{world} workers");
+        }
+        let other = policy(7).inference();
+        let got =
+            to_vec(logprobs_on_workers(&[models[0].as_ref(), other.as_ref()], &host, &b).unwrap());
+        let split = 2 * b.width;
+        assert!(max_abs_diff(&got[..split], &whole[..split]) < 1e-6);
+        assert!(max_abs_diff(&got[split..], &whole[split..]) > 1e-3);
     }
 
     /// `rollouts: workers`: worker `w` samples problems `⌊w·5/W⌋..⌊(w+1)·5/W⌋` of 5 with

@@ -17,13 +17,14 @@
 //!
 //! **Data parallel** (`data_parallel: {workers: W}`, as in `sft`): rollouts are sampled,
 //! verified, filtered and scored on the leader (the run's policy) exactly as with one
-//! worker, and π_old / π_ref log-probs are computed there too; only each optimizer step's
-//! batch is split by rows over the `W` replicas, which back-propagate their rows and
-//! all-reduce so that the step is exactly the whole batch's (`data_parallel.rs`,
-//! `docs/data-parallel.md`). With `rollouts: workers` each worker's replica (same weights)
-//! samples a consecutive share of the step's prompts on its own device, side by side
-//! (`data_parallel::sample_on_workers`); verification, filters, credit and the log-prob
-//! passes stay on the leader.
+//! worker. Each optimizer step's batch is split by rows over the `W` replicas, which
+//! back-propagate their rows and all-reduce so that the step is exactly the whole batch's
+//! (`data_parallel.rs`, `docs/data-parallel.md`); the π_old / π_ref log-prob passes are
+//! split by rows too, each worker running its rows on its own snapshot and reference
+//! (`data_parallel::logprobs_on_workers`). With `rollouts: workers` each worker's replica
+//! (same weights) also samples a consecutive share of the step's prompts on its own
+//! device, side by side (`data_parallel::sample_on_workers`); verification, filters and
+//! credit stay on the leader.
 //!
 //! **One update per batch** (`ppo_epochs: 1`, `mini_batches: 1`, the defaults): π_old is
 //! exactly the π_θ being differentiated, so `old` is not computed; the objectives then use
@@ -43,7 +44,7 @@ use rand::seq::SliceRandom;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
-use crate::data_parallel::{Workers, sample_on_workers};
+use crate::data_parallel::{Workers, logprobs_on_workers, sample_on_workers};
 use crate::train_step::{frozen_logprobs, objective_step};
 use foil_distributed::{DataParallel, Rollouts};
 
@@ -334,6 +335,11 @@ impl Stage for Rl {
         } else {
             None
         };
+        // data parallel: every replica computes its rows' π_ref log-probs with its own copy
+        let replica_references = match (&workers, &reference) {
+            (Some(w), Some(_)) => w.replica_references(ctx, start_step)?,
+            _ => Vec::new(),
+        };
         let tok = ctx.task.tokenizer.clone();
         let train_device = ctx.policy.device();
         let bar = ctx.bar(self.steps, "rl");
@@ -343,13 +349,23 @@ impl Stage for Rl {
             // π_old: the weights that sample this step's rollouts, also used for their
             // behaviour log-probs
             let behaviour = ctx.policy.inference();
-            // rollouts: workers — the replicas hold the same weights and sample beside it
+            // the replicas hold the same weights: their snapshots sample beside it under
+            // `rollouts: workers`, and compute their rows' π_old log-probs
+            let single_update = self.ppo_epochs == 1 && self.mini_batches == 1;
+            let needs_old = self.objective.needs_old_logprobs() && !single_update;
+            let sample_on_replicas = workers
+                .as_ref()
+                .is_some_and(|w| w.rollouts() == Rollouts::Workers);
             let replicas = match &workers {
-                Some(w) if w.rollouts() == Rollouts::Workers => w.replica_inference(),
+                Some(w) if sample_on_replicas || needs_old => w.replica_inference(),
                 _ => Vec::new(),
             };
-            let kept = self.collect(ctx, behaviour.as_ref(), &replicas, step, &mut stats)?;
-            drop(replicas);
+            let samplers = if sample_on_replicas {
+                &replicas[..]
+            } else {
+                &[]
+            };
+            let kept = self.collect(ctx, behaviour.as_ref(), samplers, step, &mut stats)?;
             let mut metrics: Vec<(String, f64)> = Vec::new();
             let mut trained_rows = 0;
             if !kept.is_empty() {
@@ -386,10 +402,16 @@ impl Stage for Rl {
                     &[ctx.stage as u64, step as u64, 0xB47C],
                 ));
                 let per = rows.len().div_ceil(self.mini_batches);
-                // one update per batch: π_old = sg[π_θ] in the objective (module docs)
-                let single_update = self.ppo_epochs == 1 && self.mini_batches == 1;
-                let old_model =
-                    (self.objective.needs_old_logprobs() && !single_update).then_some(&behaviour);
+                // one update per batch: π_old = sg[π_θ] in the objective (module docs);
+                // data parallel: each worker's snapshot takes its share of the rows
+                let old_models: Vec<&dyn InferenceModel> = std::iter::once(behaviour.as_ref())
+                    .chain(replicas.iter().map(|r| r.as_ref()))
+                    .collect();
+                let ref_models: Vec<&dyn InferenceModel> = reference
+                    .iter()
+                    .chain(&replica_references)
+                    .map(|r| r.as_ref())
+                    .collect();
                 let mut batches: Vec<(HostPolicyBatch, _)> = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
@@ -397,18 +419,20 @@ impl Stage for Rl {
                         .with_group_accuracy(slice.iter().map(|&i| row_accuracy[i]).collect())
                         .with_group_ids(slice.iter().map(|&i| row_group[i]).collect());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
-                    if let Some(m) = old_model {
-                        batch.old_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
+                    if needs_old {
+                        batch.old_logprobs = Some(logprobs_on(&old_models, &host, &batch)?);
                     }
-                    if let Some(m) = &reference {
-                        batch.ref_logprobs = Some(frozen_logprobs(m.as_ref(), &host, &batch));
+                    if !ref_models.is_empty() {
+                        batch.ref_logprobs = Some(logprobs_on(&ref_models, &host, &batch)?);
                     }
                     batches.push((host, batch));
                 }
-                // the snapshot has done its work (rollouts, π_old log-probs): dropped before the
-                // updates, it no longer shares the weights' buffers, which an optimizer step on
-                // the CPU then updates in place instead of copying (`foil_models::adamw`)
+                // the snapshots have done their work (rollouts, π_old log-probs): dropped before
+                // the updates, they no longer share the weights' buffers, which an optimizer
+                // step on the CPU then updates in place instead of copying (`foil_models::adamw`)
+                drop(old_models);
                 drop(behaviour);
+                drop(replicas);
                 let lr = self.optimizer.lr_at(step);
                 let mut sums: Vec<(String, f64)> = Vec::new();
                 let mut updates = 0.0;
@@ -477,5 +501,18 @@ impl Stage for Rl {
         }
         bar.finish();
         Ok(())
+    }
+}
+
+/// Frozen log-probs of the batch's rows: on the one model as ever, or spread over the
+/// data-parallel workers' models (the leader's first) by rows.
+fn logprobs_on(
+    models: &[&dyn InferenceModel],
+    host: &HostPolicyBatch,
+    batch: &foil_core::batch::PolicyBatch,
+) -> anyhow::Result<burn::tensor::Tensor<foil_core::backend::B, 2>> {
+    match models {
+        [one] => Ok(frozen_logprobs(*one, host, batch)),
+        _ => logprobs_on_workers(models, host, batch),
     }
 }
