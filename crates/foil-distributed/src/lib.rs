@@ -48,8 +48,9 @@ pub enum Rollouts {
     /// data-parallel run then samples exactly what a one-worker run samples.
     #[default]
     Leader,
-    /// Each local worker samples a consecutive share of the step's prompts with its own
-    /// replica, on its own device, side by side; the groups are then verified, filtered and
+    /// Each local worker samples a consecutive share of the step's prompts side by side,
+    /// with its own replica on its own device when that is another device of the leader's
+    /// backend (else with the leader's snapshot); the groups are then verified, filtered and
     /// trained on as one batch. The samples differ from the leader's (each share has its
     /// own random stream), but a run stays reproducible for a given worker count. With one
     /// worker this is `Leader`; a remote sampler (`openai`) ignores the model it is handed,

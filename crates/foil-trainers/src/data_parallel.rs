@@ -33,7 +33,7 @@
 
 use anyhow::Context;
 use burn::tensor::{Tensor, TensorData};
-use foil_core::backend::{B, inner_device};
+use foil_core::backend::{B, Device, inner_device};
 use foil_core::batch::{
     HostPolicyBatch, PolicyBatch, SeqBatch, shard_rows, to_vec, token_entropy, token_logprobs,
 };
@@ -135,25 +135,43 @@ impl Workers {
     }
 
     /// Inference copies of the replicas (workers 1..): they sample under `rollouts:
-    /// workers` and compute their rows' π_old log-probs.
-    pub(crate) fn replica_inference(&self) -> Vec<Box<dyn InferenceModel>> {
-        self.replicas.iter().map(|r| r.inference()).collect()
+    /// workers` and compute their rows' π_old log-probs. `None` where the replica uses the
+    /// leader's snapshot instead ([`WorkerModels::with_leader`], [`own_snapshot`]).
+    pub(crate) fn replica_inference(&self, leader: &dyn Policy) -> WorkerModels {
+        let home = inner_device(&leader.device());
+        WorkerModels(
+            self.replicas
+                .iter()
+                .map(|r| own_snapshot(&home, &inner_device(&r.device())).then(|| r.inference()))
+                .collect(),
+        )
     }
 
     /// The stage's frozen reference on every replica's device (workers 1..), as
-    /// [`RunContext::stage_start_snapshot`] gives the leader's: for their rows' π_ref
-    /// log-probs.
+    /// [`RunContext::stage_start_snapshot`] gives the leader's, for their rows' π_ref
+    /// log-probs; `None` (the leader's reference) where [`own_snapshot`] says no. A
+    /// reference does not drift (built once, from the same saved weights), but on another
+    /// backend its log-probs differ from the leader's by rounding (2.4e-7 for flex and
+    /// ndarray), and in `rl_data_parallel`'s two-epoch test that alone moved step 3's KL
+    /// from 0.628 to 0.604: such a replica uses the leader's, so that mixed backends train
+    /// exactly as one worker.
     pub(crate) fn replica_references(
         &self,
         ctx: &RunContext,
         start_step: usize,
-    ) -> anyhow::Result<Vec<Box<dyn InferenceModel>>> {
-        self.replicas
+    ) -> anyhow::Result<WorkerModels> {
+        let home = inner_device(&ctx.policy.device());
+        let models = self
+            .replicas
             .iter()
             .map(|r| {
-                ctx.stage_start_snapshot_on(r.as_ref(), &inner_device(&r.device()), start_step)
+                let device = inner_device(&r.device());
+                own_snapshot(&home, &device)
+                    .then(|| ctx.stage_start_snapshot_on(r.as_ref(), &device, start_step))
+                    .transpose()
             })
-            .collect()
+            .collect::<anyhow::Result<_>>()?;
+        Ok(WorkerModels(models))
     }
 
     /// Who samples the rollouts.
@@ -401,6 +419,37 @@ pub fn sample_on_workers(
     Ok(shards.into_iter().flatten().collect())
 }
 
+/// Whether a replica on `device` samples and computes its rows' π_old / π_ref log-probs
+/// with frozen models of its own, on its own device, rather than with the leader's (on
+/// `home`): when it is another device of the same backend (e.g. `cuda:1` beside
+/// `cuda:0`), where its weights are bit-identical to the leader's (every worker applies the
+/// same elementwise AdamW step to the same all-reduced gradient) and its kernels the same.
+/// On the leader's own device a second copy would only cost memory. On another backend
+/// (`cpu-ndarray` beside flex's `cpu`) the log-probs differ by rounding, and this loop
+/// amplifies that (AdamW's `m/√v` on near-zero gradients): in `rl_data_parallel`'s
+/// two-epoch test, references 2.4e-7 apart moved step 3's KL from 0.628 to 0.604. Such a
+/// replica therefore uses the leader's models, on the leader's device, from its thread.
+pub(crate) fn own_snapshot(home: &Device, device: &Device) -> bool {
+    device != home && std::mem::discriminant(device) == std::mem::discriminant(home)
+}
+
+/// Frozen models of workers 1.. (snapshots or references); `None` where a worker uses
+/// the leader's.
+#[derive(Default)]
+pub(crate) struct WorkerModels(Vec<Option<Box<dyn InferenceModel>>>);
+
+impl WorkerModels {
+    /// Every worker's model, the leader's `leader` first.
+    pub(crate) fn with_leader<'a>(
+        &'a self,
+        leader: &'a dyn InferenceModel,
+    ) -> Vec<&'a dyn InferenceModel> {
+        std::iter::once(leader)
+            .chain(self.0.iter().map(|m| m.as_deref().unwrap_or(leader)))
+            .collect()
+    }
+}
+
 /// Frozen per-token log-probs of `host`'s rows (`[n, T−1]` on `batch`'s device, as
 /// `train_step::frozen_logprobs` computes them on one model), spread over `models` (the
 /// leader's first): model `w` of `W` runs rows `⌊w·n/W⌋ .. ⌊(w+1)·n/W⌋` on its own device
@@ -412,7 +461,14 @@ pub fn logprobs_on_workers(
     batch: &PolicyBatch,
 ) -> anyhow::Result<Tensor<B, 2>> {
     let (n, t) = (host.seqs.n, host.seqs.t);
-    let world = models.len().max(1);
+    anyhow::ensure!(
+        !models.is_empty() && n == batch.n,
+        "logprobs_on_workers: {} models for a batch of {} rows packed as {}",
+        models.len(),
+        n,
+        batch.n
+    );
+    let world = models.len();
     let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
         let handles = models
             .iter()
@@ -582,6 +638,22 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
+    /// A replica keeps its own snapshot only on another device of the leader's backend:
+    /// not on the leader's device, not on another backend.
+    #[test]
+    fn own_snapshots_only_on_other_devices_of_the_same_backend() {
+        let (flex, ndarray) = (
+            parse_device("cpu").unwrap(),
+            parse_device("cpu-ndarray").unwrap(),
+        );
+        assert!(!own_snapshot(&flex, &flex));
+        assert!(!own_snapshot(&flex, &ndarray));
+        assert!(!own_snapshot(&ndarray, &flex));
+        // two devices of one backend: flex has a single device, so two ndarray handles
+        // stand in for `cuda:0` / `cuda:1` only if they differ; they do not
+        assert!(!own_snapshot(&ndarray, &parse_device("ndarray").unwrap()));
+    }
+
     /// The π_old / π_ref passes spread over workers give the log-probs of one model on the
     /// whole batch: its 5 rows over 1, 2, 3 and 7 copies of a model (two of the 7 without
     /// rows). Over a copy and a model with other weights, the second's rows (2..5 of 5)
@@ -595,14 +667,22 @@ mod tests {
             let refs: Vec<&dyn InferenceModel> =
                 models[..world].iter().map(|m| m.as_ref()).collect();
             let got = to_vec(logprobs_on_workers(&refs, &host, &b).unwrap());
+            assert!(
+                got.iter().all(|v| v.is_finite()),
+                "{world} workers: {got:?}"
+            );
             assert!(max_abs_diff(&got, &whole) < 1e-6, "{world} workers");
         }
         let other = policy(7).inference();
         let got =
             to_vec(logprobs_on_workers(&[models[0].as_ref(), other.as_ref()], &host, &b).unwrap());
-        let split = 2 * b.width;
-        assert!(max_abs_diff(&got[..split], &whole[..split]) < 1e-6);
-        assert!(max_abs_diff(&got[split..], &whole[split..]) > 1e-3);
+        let row = |v: &[f32], r: usize| v[r * b.width..(r + 1) * b.width].to_vec();
+        for r in 0..5 {
+            let d = max_abs_diff(&row(&got, r), &row(&whole, r));
+            // rows 0..2 on the copy, 2..5 on the other weights
+            assert_eq!(d > 1e-3, r >= 2, "row {r}: {d}");
+        }
+        assert!(logprobs_on_workers(&[], &host, &b).is_err());
     }
 
     /// `rollouts: workers`: worker `w` samples problems `⌊w·5/W⌋..⌊(w+1)·5/W⌋` of 5 with

@@ -20,8 +20,9 @@
 //! worker. Each optimizer step's batch is split by rows over the `W` replicas, which
 //! back-propagate their rows and all-reduce so that the step is exactly the whole batch's
 //! (`data_parallel.rs`, `docs/data-parallel.md`); the π_old / π_ref log-prob passes are
-//! split by rows too, each worker running its rows on its own snapshot and reference
-//! (`data_parallel::logprobs_on_workers`). With `rollouts: workers` each worker's replica
+//! split by rows too, each worker running its rows in its own thread, on its own snapshot
+//! and reference when it is another device of the leader's backend
+//! (`data_parallel::logprobs_on_workers`, `own_snapshot`). With `rollouts: workers` each worker's replica
 //! (same weights) also samples a consecutive share of the step's prompts on its own
 //! device, side by side (`data_parallel::sample_on_workers`); verification, filters and
 //! credit stay on the leader.
@@ -44,7 +45,7 @@ use rand::seq::SliceRandom;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
-use crate::data_parallel::{Workers, logprobs_on_workers, sample_on_workers};
+use crate::data_parallel::{WorkerModels, Workers, logprobs_on_workers, sample_on_workers};
 use crate::train_step::{frozen_logprobs, objective_step};
 use foil_distributed::{DataParallel, Rollouts};
 
@@ -156,17 +157,17 @@ impl Rl {
     }
 
     /// Samples, verifies and filters until `prompts_per_step` groups are kept or the
-    /// filters' round budget is spent.
-    /// `replicas`: the other workers' inference copies under `rollouts: workers` (they
-    /// sample shares of the prompts beside `model`), else empty.
+    /// filters' round budget is spent. `models`: the leader's snapshot, then under
+    /// `rollouts: workers` the other workers' (which sample shares of the prompts beside
+    /// it).
     fn collect(
         &self,
         ctx: &RunContext,
-        model: &dyn InferenceModel,
-        replicas: &[Box<dyn InferenceModel>],
+        models: &[&dyn InferenceModel],
         step: usize,
         stats: &mut RolloutStats,
     ) -> anyhow::Result<Vec<ScoredGroup>> {
+        let model = models[0];
         let tok = ctx.task.tokenizer.clone();
         let rounds = self
             .filters
@@ -188,19 +189,10 @@ impl Rl {
                 .map(|i| ctx.task.train[i].clone())
                 .collect();
             let seed = rng::derive(ctx.seed, &[ctx.stage as u64, step as u64, round as u64, 1]);
-            let groups = if replicas.is_empty() {
+            let groups = if models.len() == 1 {
                 self.sampler.sample(model, tok.as_ref(), &problems, seed)?
             } else {
-                let models: Vec<&dyn InferenceModel> = std::iter::once(model)
-                    .chain(replicas.iter().map(|r| r.as_ref()))
-                    .collect();
-                sample_on_workers(
-                    self.sampler.as_ref(),
-                    &models,
-                    tok.as_ref(),
-                    &problems,
-                    seed,
-                )?
+                sample_on_workers(self.sampler.as_ref(), models, tok.as_ref(), &problems, seed)?
             };
             let mut baselines = self
                 .baseline_verdicts(model, tok.as_ref(), &problems, seed)?
@@ -335,10 +327,11 @@ impl Stage for Rl {
         } else {
             None
         };
-        // data parallel: every replica computes its rows' π_ref log-probs with its own copy
+        // data parallel: every replica computes its rows' π_ref log-probs, with its own
+        // copy when it is on another device than the leader
         let replica_references = match (&workers, &reference) {
             (Some(w), Some(_)) => w.replica_references(ctx, start_step)?,
-            _ => Vec::new(),
+            _ => WorkerModels::default(),
         };
         let tok = ctx.task.tokenizer.clone();
         let train_device = ctx.policy.device();
@@ -357,15 +350,18 @@ impl Stage for Rl {
                 .as_ref()
                 .is_some_and(|w| w.rollouts() == Rollouts::Workers);
             let replicas = match &workers {
-                Some(w) if sample_on_replicas || needs_old => w.replica_inference(),
-                _ => Vec::new(),
+                Some(w) if sample_on_replicas || needs_old => {
+                    w.replica_inference(ctx.policy.as_ref())
+                }
+                _ => WorkerModels::default(),
             };
+            let worker_models = replicas.with_leader(behaviour.as_ref());
             let samplers = if sample_on_replicas {
-                &replicas[..]
+                &worker_models[..]
             } else {
-                &[]
+                &worker_models[..1]
             };
-            let kept = self.collect(ctx, behaviour.as_ref(), samplers, step, &mut stats)?;
+            let kept = self.collect(ctx, samplers, step, &mut stats)?;
             let mut metrics: Vec<(String, f64)> = Vec::new();
             let mut trained_rows = 0;
             if !kept.is_empty() {
@@ -403,15 +399,11 @@ impl Stage for Rl {
                 ));
                 let per = rows.len().div_ceil(self.mini_batches);
                 // one update per batch: π_old = sg[π_θ] in the objective (module docs);
-                // data parallel: each worker's snapshot takes its share of the rows
-                let old_models: Vec<&dyn InferenceModel> = std::iter::once(behaviour.as_ref())
-                    .chain(replicas.iter().map(|r| r.as_ref()))
-                    .collect();
-                let ref_models: Vec<&dyn InferenceModel> = reference
-                    .iter()
-                    .chain(&replica_references)
-                    .map(|r| r.as_ref())
-                    .collect();
+                // data parallel: each worker's snapshot and reference take its share of rows
+                let ref_models: Vec<&dyn InferenceModel> = match &reference {
+                    Some(r) => replica_references.with_leader(r.as_ref()),
+                    None => Vec::new(),
+                };
                 let mut batches: Vec<(HostPolicyBatch, _)> = Vec::new();
                 for slice in order.chunks(per.max(1)) {
                     let sub: Vec<_> = slice.iter().map(|&i| rows[i].clone()).collect();
@@ -420,7 +412,7 @@ impl Stage for Rl {
                         .with_group_ids(slice.iter().map(|&i| row_group[i]).collect());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
                     if needs_old {
-                        batch.old_logprobs = Some(logprobs_on(&old_models, &host, &batch)?);
+                        batch.old_logprobs = Some(logprobs_on(&worker_models, &host, &batch)?);
                     }
                     if !ref_models.is_empty() {
                         batch.ref_logprobs = Some(logprobs_on(&ref_models, &host, &batch)?);
@@ -430,7 +422,7 @@ impl Stage for Rl {
                 // the snapshots have done their work (rollouts, π_old log-probs): dropped before
                 // the updates, they no longer share the weights' buffers, which an optimizer
                 // step on the CPU then updates in place instead of copying (`foil_models::adamw`)
-                drop(old_models);
+                drop(worker_models);
                 drop(behaviour);
                 drop(replicas);
                 let lr = self.optimizer.lr_at(step);

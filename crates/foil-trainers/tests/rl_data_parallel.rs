@@ -114,6 +114,11 @@ fn workers_on_two_devices() {
     // the leader on flex (`device: cpu`), the replica on ndarray: 8 + 8 rows
     let t = same_as_one_worker("", "{devices: [cpu, cpu-ndarray]}");
     assert!(t[3][1] > 1e-4, "{t:?}");
+    // with π_old log-probs: the replica's own snapshot on ndarray takes its rows
+    same_as_one_worker(
+        "\n    ppo_epochs: 2\n    mini_batches: 2",
+        "{devices: [cpu, cpu-ndarray]}",
+    );
 }
 
 /// `rollouts: workers`: each worker samples half of the step's 4 prompts with its own
@@ -163,6 +168,12 @@ fn a_resumed_data_parallel_rl_stage_continues_identically() {
 #[test]
 fn a_resumed_stage_with_rollouts_on_the_workers_continues_identically() {
     resumes_identically("{workers: 2, rollouts: workers}");
+}
+
+/// The replica on ndarray rebuilds its own π_ref from the stage-start checkpoint.
+#[test]
+fn a_resumed_stage_on_two_devices_continues_identically() {
+    resumes_identically("{devices: [cpu, cpu-ndarray]}");
 }
 
 /// A run stopped after 2 of 4 steps and resumed logs what an uninterrupted one logs.
