@@ -489,6 +489,15 @@ fn block_rows(width: usize) -> usize {
     (BLOCK / width.max(1)).max(1) * width.max(1)
 }
 
+/// Checks that `what`'s two buffers have `a` and `b` values, the same number of whole rows
+/// of the bias's `width` (so that every task's bias indices line up).
+fn check_bias_rows(what: &str, a: usize, b: usize, width: usize) {
+    assert!(
+        width > 0 && a == b && a.is_multiple_of(width),
+        "{what}: buffers of {a} and {b} values in rows of the bias's {width}"
+    );
+}
+
 /// A linear layer's bias and exact GELU after it, in one pass over its output `pre`
 /// (written by [`linear_forward`] without a bias): `h = pre + b` per row,
 /// `act = GELU(h) = h·Φ(h)`, and `pre ← GELU′(h) = Φ(h) + h·φ(h)`, the slope
@@ -499,13 +508,7 @@ fn block_rows(width: usize) -> usize {
 /// and GELU backward each stream 8 MB through memory, and the backward's erf was bound by
 /// arithmetic; the slope is computed here while `h` is in registers.
 pub fn bias_gelu_forward(pre: &mut [f32], bias: &[f32], act: &mut [f32]) {
-    assert!(
-        !bias.is_empty() && pre.len() == act.len() && pre.len().is_multiple_of(bias.len()),
-        "bias_gelu_forward: {} values and {} outputs in rows of the bias's {}",
-        pre.len(),
-        act.len(),
-        bias.len()
-    );
+    check_bias_rows("bias_gelu_forward", pre.len(), act.len(), bias.len());
     let rows = block_rows(bias.len());
     pre.par_chunks_mut(rows)
         .zip(act.par_chunks_mut(rows))
@@ -546,13 +549,7 @@ simd_fn! {
 /// A residual connection with the bias of the layer before it: `y ← y + x + b` per row
 /// (`y` written by [`linear_forward`] without a bias), in parallel blocks.
 pub fn add_residual_bias(y: &mut [f32], x: &[f32], bias: &[f32]) {
-    assert!(
-        !bias.is_empty() && y.len() == x.len() && y.len().is_multiple_of(bias.len()),
-        "add_residual_bias: {} outputs and {} residuals in rows of the bias's {}",
-        y.len(),
-        x.len(),
-        bias.len()
-    );
+    check_bias_rows("add_residual_bias", y.len(), x.len(), bias.len());
     let rows = block_rows(bias.len());
     y.par_chunks_mut(rows)
         .zip(x.par_chunks(rows))

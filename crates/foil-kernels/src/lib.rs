@@ -35,33 +35,29 @@ macro_rules! simd_fn {
         }
     };
     // `wide fn`: also an AVX-512 build, called when the CPU has AVX-512F and VL, AVX2 and
-    // FMA (and `FOIL_NO_AVX512` is unset), for arithmetic-bound loops (GELU's erf and exp).
+    // FMA (and `FOIL_NO_AVX512` is unset), for arithmetic-bound loops (GELU's erf and exp);
+    // otherwise the two builds above (`narrow`)
     ($(#[$meta:meta])* wide $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
-                body($($arg),*)
-            }
+            fn wide_body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
-                body($($arg),*)
+                wide_body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             if crate::avx512_wide() {
                 // SAFETY: the CPU supports AVX-512F and VL, AVX2 and FMA (checked just above).
                 return unsafe { wide($($arg),*) };
             }
-            #[cfg(target_arch = "x86_64")]
-            if crate::avx2() {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                return unsafe { fast($($arg),*) };
+            simd_fn! {
+                fn narrow($($arg: $ty),*) $(-> $ret)? {
+                    wide_body($($arg),*)
+                }
             }
-            body($($arg),*)
+            narrow($($arg),*)
         }
     };
 }
