@@ -1,7 +1,7 @@
 //! The `local` sampler on SmolLM2-135M-Instruct (`cargo xtask fetch smollm2`), on the CPU:
-//! 8 chat prompts, one completion each of at most 64 tokens (temperature 1; a row that
-//! samples the end token stops), `THREADS` row groups (default 0: one per core). Prints
-//! the tokens and tokens per second of three calls.
+//! 8 chat prompts, `N` completions each (default 1) of at most 64 tokens (temperature 1;
+//! a row that samples the end token stops), `THREADS` row groups (default 0: one per
+//! core). Prints the tokens and tokens per second of three calls.
 //!
 //! `cargo run --profile dev -p foil-benches --example smollm2_sample`
 use std::time::Instant;
@@ -36,8 +36,9 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let threads: usize = std::env::var("THREADS").map_or(Ok(0), |t| t.parse())?;
+    let n: usize = std::env::var("N").map_or(Ok(1), |t| t.parse())?;
     let sampler = Local {
-        n: 1,
+        n,
         temperature: 1.0,
         max_tokens: 64,
         threads,
@@ -53,7 +54,7 @@ fn main() -> anyhow::Result<()> {
             .sum();
         let s = t.elapsed().as_secs_f64();
         println!(
-            "call {call} (threads {threads}): {tokens} tokens in {s:.2} s, {:.0} tokens/s",
+            "call {call} (n {n}, threads {threads}): {tokens} tokens in {s:.2} s, {:.0} tokens/s",
             tokens as f64 / s
         );
     }
