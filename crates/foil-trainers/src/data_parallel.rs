@@ -44,7 +44,7 @@ use foil_core::{Group, Objective, PolicyConfig, PolicyOutput, Problem, Sampler, 
 use foil_distributed::{DataParallel, Rollouts};
 
 pub use crate::train_step::NonFinite;
-use crate::train_step::{finite_value, step_metrics};
+use crate::train_step::{finite_value, frozen_tensor, seq_logprobs, step_metrics};
 
 /// The replicas and all-reduce handles of a stage.
 pub struct Workers {
@@ -138,13 +138,8 @@ impl Workers {
     /// workers` and compute their rows' π_old log-probs. `None` where the replica uses the
     /// leader's snapshot instead ([`WorkerModels::with_leader`], [`own_snapshot`]).
     pub(crate) fn replica_inference(&self, leader: &dyn Policy) -> WorkerModels {
-        let home = inner_device(&leader.device());
-        WorkerModels(
-            self.replicas
-                .iter()
-                .map(|r| own_snapshot(&home, &inner_device(&r.device())).then(|| r.inference()))
-                .collect(),
-        )
+        let own = self.own_models(leader, |r, _| Ok(r.inference()));
+        own.expect("taking a snapshot cannot fail")
     }
 
     /// The stage's frozen reference on every replica's device (workers 1..), as
@@ -160,14 +155,26 @@ impl Workers {
         ctx: &RunContext,
         start_step: usize,
     ) -> anyhow::Result<WorkerModels> {
-        let home = inner_device(&ctx.policy.device());
+        self.own_models(ctx.policy.as_ref(), |r, device| {
+            ctx.stage_start_snapshot_on(r, device, start_step)
+        })
+    }
+
+    /// `make(replica, its inner device)` for every replica that keeps frozen models of its
+    /// own ([`own_snapshot`] beside `leader`), `None` for the others.
+    fn own_models(
+        &self,
+        leader: &dyn Policy,
+        make: impl Fn(&dyn Policy, &Device) -> anyhow::Result<Box<dyn InferenceModel>>,
+    ) -> anyhow::Result<WorkerModels> {
+        let home = inner_device(&leader.device());
         let models = self
             .replicas
             .iter()
             .map(|r| {
                 let device = inner_device(&r.device());
                 own_snapshot(&home, &device)
-                    .then(|| ctx.stage_start_snapshot_on(r.as_ref(), &device, start_step))
+                    .then(|| make(r.as_ref(), &device))
                     .transpose()
             })
             .collect::<anyhow::Result<_>>()?;
@@ -395,20 +402,39 @@ pub fn sample_on_workers(
     problems: &[Problem],
     seed: u64,
 ) -> anyhow::Result<Vec<Group>> {
-    let world = models.len().max(1);
-    let shards: Vec<Vec<Group>> = std::thread::scope(|s| {
+    on_worker_shards(models, problems.len(), |w, model, share| {
+        sampler
+            .sample(
+                model,
+                tokenizer,
+                &problems[share],
+                rng::derive(seed, &[w as u64]),
+            )
+            .with_context(|| format!("data_parallel: worker {w} sampling its rollouts"))
+    })
+}
+
+/// `work(w, model, share)` of every worker `w` of `models` on its consecutive share
+/// `⌊w·n/W⌋ .. ⌊(w+1)·n/W⌋` of `n` items, each in its own scoped thread (a worker whose
+/// share is empty does nothing); the outputs joined in worker order.
+fn on_worker_shards<T: Send>(
+    models: &[&dyn InferenceModel],
+    n: usize,
+    work: impl Fn(usize, &dyn InferenceModel, std::ops::Range<usize>) -> anyhow::Result<Vec<T>> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let world = models.len();
+    let work = &work;
+    let parts: Vec<Vec<T>> = std::thread::scope(|s| {
         let handles = models
             .iter()
             .enumerate()
-            .map(|(w, model)| {
-                let share = &problems[shard_rows(problems.len(), world, w)];
+            .map(|(w, &model)| {
+                let share = shard_rows(n, world, w);
                 s.spawn(move || {
                     if share.is_empty() {
                         return Ok(Vec::new());
                     }
-                    sampler
-                        .sample(*model, tokenizer, share, rng::derive(seed, &[w as u64]))
-                        .with_context(|| format!("data_parallel: worker {w} sampling its rollouts"))
+                    work(w, model, share)
                 })
             })
             .collect();
@@ -416,7 +442,7 @@ pub fn sample_on_workers(
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
-    Ok(shards.into_iter().flatten().collect())
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// Whether a replica on `device` samples and computes its rows' π_old / π_ref log-probs
@@ -460,7 +486,7 @@ pub fn logprobs_on_workers(
     host: &HostPolicyBatch,
     batch: &PolicyBatch,
 ) -> anyhow::Result<Tensor<B, 2>> {
-    let (n, t) = (host.seqs.n, host.seqs.t);
+    let n = host.seqs.n;
     anyhow::ensure!(
         !models.is_empty() && n == batch.n,
         "logprobs_on_workers: {} models for a batch of {} rows packed as {}",
@@ -468,31 +494,10 @@ pub fn logprobs_on_workers(
         n,
         batch.n
     );
-    let world = models.len();
-    let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
-        let handles = models
-            .iter()
-            .enumerate()
-            .map(|(w, model)| {
-                let rows = shard_rows(n, world, w);
-                s.spawn(move || {
-                    if rows.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let input = sub_rows(&host.seqs, rows.clone()).to_input(&model.device());
-                    let targets = input.tokens.clone().slice([0..rows.len(), 1..t]);
-                    Ok(to_vec(model.token_logprobs(&input, targets)))
-                })
-            })
-            .collect();
-        join_all(handles)
-    })
-    .into_iter()
-    .collect::<anyhow::Result<_>>()?;
-    Ok(Tensor::from_data(
-        TensorData::new(parts.concat(), [batch.n, batch.width]),
-        &batch.mask.device(),
-    ))
+    let values = on_worker_shards(models, n, |_, model, rows| {
+        Ok(seq_logprobs(model, &sub_rows(&host.seqs, rows)))
+    })?;
+    Ok(frozen_tensor(values, batch))
 }
 
 /// Joins scoped worker threads, turning a panic into an error.

@@ -22,10 +22,10 @@
 //! (`data_parallel.rs`, `docs/data-parallel.md`); the π_old / π_ref log-prob passes are
 //! split by rows too, each worker running its rows in its own thread, on its own snapshot
 //! and reference when it is another device of the leader's backend
-//! (`data_parallel::logprobs_on_workers`, `own_snapshot`). With `rollouts: workers` each worker's replica
-//! (same weights) also samples a consecutive share of the step's prompts on its own
-//! device, side by side (`data_parallel::sample_on_workers`); verification, filters and
-//! credit stay on the leader.
+//! (`data_parallel::logprobs_on_workers`, `own_snapshot`). With `rollouts: workers` each
+//! worker also samples a consecutive share of the step's prompts, side by side, on the
+//! same models (`data_parallel::sample_on_workers`); verification, filters and credit stay
+//! on the leader.
 //!
 //! **One update per batch** (`ppo_epochs: 1`, `mini_batches: 1`, the defaults): π_old is
 //! exactly the π_θ being differentiated, so `old` is not computed; the objectives then use
@@ -328,7 +328,7 @@ impl Stage for Rl {
             None
         };
         // data parallel: every replica computes its rows' π_ref log-probs, with its own
-        // copy when it is on another device than the leader
+        // copy when it is another device of the leader's backend (`own_snapshot`)
         let replica_references = match (&workers, &reference) {
             (Some(w), Some(_)) => w.replica_references(ctx, start_step)?,
             _ => WorkerModels::default(),

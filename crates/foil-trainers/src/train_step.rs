@@ -1,7 +1,9 @@
 //! One gradient step of an objective on packed rows: shared by `sft` and `rl`.
 
 use burn::tensor::{Tensor, TensorData};
-use foil_core::batch::{HostPolicyBatch, PolicyBatch, to_vec, token_entropy, token_logprobs};
+use foil_core::batch::{
+    HostPolicyBatch, PolicyBatch, SeqBatch, to_vec, token_entropy, token_logprobs,
+};
 use foil_core::policy::InferenceModel;
 use foil_core::run::RunContext;
 use foil_core::{Loss, Objective, PolicyOutput};
@@ -13,11 +15,21 @@ pub fn frozen_logprobs(
     host: &HostPolicyBatch,
     batch: &PolicyBatch,
 ) -> Tensor<foil_core::backend::B, 2> {
-    let input = host.seqs.to_input(&model.device());
-    let targets = input.tokens.clone().slice([0..host.seqs.n, 1..host.seqs.t]);
-    let lp = to_vec(model.token_logprobs(&input, targets));
+    frozen_tensor(seq_logprobs(model, &host.seqs), batch)
+}
+
+/// `log π(token j+1 | tokens ≤ j)` of every row of `seqs` under `model`, on its device,
+/// row-major `[n, t−1]` on the host.
+pub fn seq_logprobs(model: &dyn InferenceModel, seqs: &SeqBatch) -> Vec<f32> {
+    let input = seqs.to_input(&model.device());
+    let targets = input.tokens.clone().slice([0..seqs.n, 1..seqs.t]);
+    to_vec(model.token_logprobs(&input, targets))
+}
+
+/// `[n, t−1]` log-prob values as a constant tensor shaped and placed like `batch`'s.
+pub fn frozen_tensor(values: Vec<f32>, batch: &PolicyBatch) -> Tensor<foil_core::backend::B, 2> {
     Tensor::from_data(
-        TensorData::new(lp, [batch.n, batch.width]),
+        TensorData::new(values, [batch.n, batch.width]),
         &batch.mask.device(),
     )
 }
