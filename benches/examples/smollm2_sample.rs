@@ -24,8 +24,7 @@ fn main() -> anyhow::Result<()> {
     }))?;
     let tokenizer = hf.tokenizer()?.expect("the GGUF carries its tokenizer");
     let device = foil_core::backend::parse_device("cpu")?;
-    let policy = hf.build(tokenizer.vocab_size(), &device, 0)?;
-    let model = policy.inference();
+    let model = hf.load_inference(&device)?;
     let problems: Vec<Problem> = (0..8)
         .map(|i| Problem {
             id: format!("p{i}"),
