@@ -25,7 +25,7 @@ use foil_core::batch::to_vec;
 
 use super::config::HfConfig;
 use super::lora::{LoraConfig, LoraLinear};
-use super::rope::{Rotation, inv_freq};
+use super::rope::{RopeTables, Rotation, inv_freq};
 use crate::host::decoder::{HostDecoder, HostLayer};
 use crate::host::decoder_train::{DecoderLayout, LayerIdx, ProjIdx};
 use crate::host::train::ParamRef;
@@ -85,13 +85,83 @@ struct LayerCache<B: Backend> {
     v: Tensor<B, 4>,
 }
 
-/// Decode state: per-layer caches and the key bias `[n, 1, 1, t_keys]`.
+/// Key columns a decode cache grows by: its keys, values and key bias hold a multiple of
+/// this many columns, the filled ones first.
+///
+/// Why: on a GPU every new tensor shape is a new kernel launch configuration, and every
+/// new matmul shape a new autotune search (cubek-matmul keys each matmul on its sizes
+/// rounded up to a power of two and on the power of two dividing the row stride). A
+/// cache that grew by one column per step changed the shapes of both attention matmuls at
+/// every step (about 27 autotune keys over 128 new tokens from a 16-token prompt); one
+/// that grows by blocks keeps them fixed for 64 steps at a time (3 capacities, 6 keys).
+/// The unfilled columns are zeros behind a key bias of −1e9, so they get exactly zero
+/// attention weight: the logits are those of a cache holding only the filled columns.
+pub const CACHE_BLOCK: usize = 64;
+
+/// Decode state: per-layer caches `[n, h_kv, capacity, d_h]` whose first `len` columns
+/// are filled, the key bias `[n, 1, 1, capacity]` (0 for real keys, −1e9 for padding and
+/// for the unfilled columns), and the rotary tables for positions `0..capacity`.
 pub struct HfCache<B: Backend> {
     layers: Vec<LayerCache<B>>,
     key_bias: Tensor<B, 4>,
+    len: usize,
+    rope: RopeTables<B>,
 }
 
 impl<B: Backend> HfCache<B> {
+    /// A cache holding a prefill's `len` columns (`layers` and `key_bias` that wide),
+    /// padded to the next multiple of [`CACHE_BLOCK`].
+    fn new(layers: Vec<LayerCache<B>>, key_bias: Tensor<B, 4>, inv_freq: &[f32]) -> Self {
+        let len = key_bias.dims()[3];
+        let device = key_bias.device();
+        let mut cache = Self {
+            layers,
+            key_bias,
+            len,
+            rope: RopeTables::new(inv_freq, 1, &device),
+        };
+        cache.grow(
+            len.div_ceil(CACHE_BLOCK).max(1) * CACHE_BLOCK - len,
+            inv_freq,
+        );
+        cache
+    }
+
+    /// Columns held, filled or not.
+    pub fn capacity(&self) -> usize {
+        self.key_bias.dims()[3]
+    }
+
+    /// Filled columns: the prompt's and one per decode step since.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no column is filled (never after a prefill).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `extra` unfilled columns more: zero keys and values behind a key bias of −1e9.
+    fn grow(&mut self, extra: usize, inv_freq: &[f32]) {
+        let device = self.key_bias.device();
+        let [n, _, _, _] = self.key_bias.dims();
+        if extra > 0 {
+            let pad = |x: Tensor<B, 4>| {
+                let [n, hk, _, dh] = x.dims();
+                let zeros = Tensor::<B, 4>::zeros([n, hk, extra, dh], &device).cast(x.dtype());
+                Tensor::cat(vec![x, zeros], 2)
+            };
+            for c in &mut self.layers {
+                c.k = pad(c.k.clone());
+                c.v = pad(c.v.clone());
+            }
+            let masked = Tensor::<B, 4>::full([n, 1, 1, extra], -1e9, &device);
+            self.key_bias = Tensor::cat(vec![self.key_bias.clone(), masked], 3);
+        }
+        self.rope = RopeTables::new(inv_freq, self.capacity(), &device);
+    }
+
     /// The cache of the rows `index` picks (`[rows']`, each an existing row; repeats
     /// allowed): every layer's keys and values and the key bias, gathered along rows.
     pub fn select_rows(&self, index: Tensor<B, 1, Int>) -> Self {
@@ -105,6 +175,8 @@ impl<B: Backend> HfCache<B> {
                 })
                 .collect(),
             key_bias: self.key_bias.clone().select(0, index),
+            len: self.len,
+            rope: self.rope.clone(),
         }
     }
 }
@@ -280,13 +352,13 @@ impl<B: Backend> HfDecoder<B> {
     }
 
     /// Hidden states after the final norm's input (before the head), `[n, t, d]`, and the
-    /// per-layer caches.
+    /// per-layer keys and values with the key bias `[n, 1, 1, t]`.
     fn trunk(
         &self,
         tokens: Tensor<B, 2, Int>,
         positions: Tensor<B, 2, Int>,
         valid: Tensor<B, 2, Bool>,
-    ) -> (Tensor<B, 3>, HfCache<B>) {
+    ) -> (Tensor<B, 3>, (Vec<LayerCache<B>>, Tensor<B, 4>)) {
         let device = self.param_device();
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
@@ -303,7 +375,7 @@ impl<B: Backend> HfDecoder<B> {
             h = out;
             layers.push(cache);
         }
-        (h, HfCache { layers, key_bias })
+        (h, (layers, key_bias))
     }
 
     /// Logits `[n, t, V]` of a full pass.
@@ -354,14 +426,18 @@ impl<B: Backend> HfDecoder<B> {
         positions: Tensor<B, 2, Int>,
         valid: Tensor<B, 2, Bool>,
     ) -> (Tensor<B, 2>, HfCache<B>) {
-        let (h, cache) = self.trunk(tokens, positions, valid);
+        let (h, (layers, key_bias)) = self.trunk(tokens, positions, valid);
         let [n, t, d] = h.dims();
         let last = h.slice([0..n, t - 1..t, 0..d]);
         let v = self.vocab_size();
+        let cache = HfCache::new(layers, key_bias, &self.inv_freq);
         (self.logits(last).reshape([n, v]), cache)
     }
 
-    /// One decode step: `tokens`/`positions` are `[n, 1]`; returns logits `[n, V]`.
+    /// One decode step: `tokens`/`positions` are `[n, 1]`; returns logits `[n, V]`. The
+    /// step's keys and values go to the cache's next free column (the cache grows by
+    /// [`CACHE_BLOCK`] columns when full), so between growths every step runs on the same
+    /// shapes.
     pub fn decode(
         &self,
         cache: &mut HfCache<B>,
@@ -370,18 +446,32 @@ impl<B: Backend> HfDecoder<B> {
     ) -> Tensor<B, 2> {
         let device = self.param_device();
         let [n, _] = tokens.dims();
-        let zero = Tensor::<B, 4>::zeros([n, 1, 1, 1], &device);
-        cache.key_bias = Tensor::cat(vec![cache.key_bias.clone(), zero], 3);
-        let keys = cache.key_bias.dims()[3];
-        let rotation = Rotation::new(&self.inv_freq, positions, keys, &device);
+        if cache.len == cache.capacity() {
+            cache.grow(CACHE_BLOCK, &self.inv_freq);
+        }
+        let at = cache.len;
+        let filled = Tensor::<B, 4>::zeros([n, 1, 1, 1], &device);
+        cache.key_bias = take(&mut cache.key_bias, &filled)
+            .slice_assign([0..n, 0..1, 0..1, at..at + 1], filled.clone());
+        let rotation = cache.rope.rotation(positions);
         let mut h = self.embed_tokens.forward(tokens);
         for (layer, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let (out, _) = layer.forward(h, &rotation, cache.key_bias.clone(), Some(c));
+            let (out, _) = layer.forward(h, &rotation, cache.key_bias.clone(), Some((c, at)));
             h = out;
         }
+        cache.len += 1;
         let v = self.vocab_size();
         self.logits(h).reshape([n, v])
     }
+}
+
+/// `slot`'s tensor, with `stand_in` left there: the tensor's only handle, which an
+/// operation such as `slice_assign` may then write in place instead of copying.
+fn take<B: Backend, const D: usize>(
+    slot: &mut Tensor<B, D>,
+    stand_in: &Tensor<B, D>,
+) -> Tensor<B, D> {
+    std::mem::replace(slot, stand_in.clone())
 }
 
 impl HfDecoder<FB> {
@@ -494,7 +584,7 @@ impl<B: Backend> DecoderLayer<B> {
         x: Tensor<B, 3>,
         rotation: &Rotation<B>,
         bias: Tensor<B, 4>,
-        cache: Option<&mut LayerCache<B>>,
+        cache: Option<(&mut LayerCache<B>, usize)>,
     ) -> (Tensor<B, 3>, LayerCache<B>) {
         let (a, fresh) = self.self_attn.forward(
             self.input_layernorm.forward(x.clone()),
@@ -518,39 +608,50 @@ impl<B: Backend> Mlp<B> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// `x`: `[n, t, d]` (normalised). With `cache`, keys/values are appended to it; the
-    /// returned cache holds this call's keys/values (the whole history when cached).
+    /// `x`: `[n, t, d]` (normalised). Returns the output and this call's keys and values.
+    ///
+    /// With `cache` (a decode step, `t = 1`): the keys and values are written to the
+    /// cache's column `at`, and the query attends to all of the cache's columns (`bias`
+    /// masks the unfilled ones). Its `h` query heads are laid out as `g = h/h_kv` query
+    /// rows of each of the `h_kv` key heads, `[n, h_kv, g, d_h]`: a free reshape of the
+    /// token-major queries, so the cached keys and values are read as they are, not
+    /// repeated `g` times first.
     fn forward(
         &self,
         x: Tensor<B, 3>,
         rotation: &Rotation<B>,
         bias: Tensor<B, 4>,
-        cache: Option<&mut LayerCache<B>>,
+        cache: Option<(&mut LayerCache<B>, usize)>,
     ) -> (Tensor<B, 3>, LayerCache<B>) {
         let [n, t, _] = x.dims();
         let (h, hk, dh) = (self.heads, self.kv_heads, self.head_dim);
         // rotated token-major [n, t, heads, dh] (contiguous), then heads first
         let split = |y: Tensor<B, 3>, k: usize| y.reshape([n, t, k, dh]);
-        let q = rotation
-            .apply(split(self.q_proj.forward(x.clone()), h))
-            .swap_dims(1, 2);
-        let mut k = rotation
+        let q = rotation.apply(split(self.q_proj.forward(x.clone()), h));
+        let k = rotation
             .apply(split(self.k_proj.forward(x.clone()), hk))
             .swap_dims(1, 2);
-        let mut v = split(self.v_proj.forward(x), hk).swap_dims(1, 2);
-        if let Some(c) = cache {
-            k = Tensor::cat(vec![c.k.clone(), k], 2);
-            v = Tensor::cat(vec![c.v.clone(), v], 2);
-            c.k = k.clone();
-            c.v = v.clone();
-        }
+        let v = split(self.v_proj.forward(x), hk).swap_dims(1, 2);
         let fresh = LayerCache {
             k: k.clone(),
             v: v.clone(),
         };
+        if let Some((c, at)) = cache {
+            assert_eq!(t, 1, "a decode step writes one column");
+            let column = [0..n, 0..hk, at..at + 1, 0..dh];
+            c.k = take(&mut c.k, &k).slice_assign(column.clone(), k);
+            c.v = take(&mut c.v, &v).slice_assign(column, v);
+            let y = crate::trainable::attend(
+                q.reshape([n, hk, h / hk, dh]),
+                c.k.clone(),
+                c.v.clone(),
+                bias,
+            );
+            return (self.o_proj.forward(y.reshape([n, 1, h * dh])), fresh);
+        }
         let (k, v) = (repeat_kv(k, h / hk), repeat_kv(v, h / hk));
         // fused without autodiff, separate ops under it (trainable::attend)
-        let y = crate::trainable::attend(q, k, v, bias)
+        let y = crate::trainable::attend(q.swap_dims(1, 2), k, v, bias)
             .swap_dims(1, 2)
             .reshape([n, t, h * dh]);
         (self.o_proj.forward(y), fresh)
@@ -567,4 +668,126 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, groups: usize) -> Tensor<B, 4> {
     x.unsqueeze_dim::<5>(2)
         .repeat_dim(2, groups)
         .reshape([n, hk * groups, t, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foil_core::backend::Device;
+    use foil_core::batch::SeqBatch;
+    use serde_json::json;
+
+    /// A random decoder with grouped key/value heads (4 query heads, 2 key heads).
+    fn gqa_decoder(device: &Device) -> HfDecoder<FB> {
+        let config = HfConfig::from_json(&json!({
+            "model_type": "qwen2", "vocab_size": 50, "hidden_size": 32,
+            "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "rope_theta": 10000.0
+        }))
+        .unwrap();
+        foil_core::backend::with_seed(device, 7, || HfDecoder::init(&config, 256, device))
+    }
+
+    /// Decoding 70 tokens after left-padded prompts of 5 and 3 tokens gives, at every
+    /// step, the logits of one full forward pass over prompt and response: across the
+    /// cache's growth from 64 to 128 columns (prompt 5 + 70 = 75 columns), with grouped
+    /// query heads reading the cache unrepeated, and padding masked.
+    #[test]
+    fn decode_through_a_growing_cache_matches_the_full_pass() {
+        let device = Device::default();
+        let model = gqa_decoder(&device);
+        let prompts = [vec![3u32, 14, 15, 9, 26], vec![5, 35, 8]];
+        let steps = 70;
+        let responses: Vec<Vec<u32>> = (0..2)
+            .map(|r| {
+                (0..steps)
+                    .map(|s| ((s * 7 + r * 11 + 1) % 50) as u32)
+                    .collect()
+            })
+            .collect();
+        let pairs: Vec<(&[u32], &[u32])> = prompts
+            .iter()
+            .zip(&responses)
+            .map(|(p, r)| (p.as_slice(), r.as_slice()))
+            .collect();
+        let (full, p) = SeqBatch::prompt_response(&pairs, 0);
+        let full = full.to_input(&device);
+        let want = to_vec(model.forward(full.tokens, full.positions, full.key_valid));
+        let v = 50;
+        let t = p + steps;
+        let column = |row: usize, col: usize| &want[(row * t + col) * v..(row * t + col + 1) * v];
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let check = |got: Vec<f32>, col: usize, what: &str| {
+            for row in 0..2 {
+                for (j, (a, b)) in got[row * v..(row + 1) * v]
+                    .iter()
+                    .zip(column(row, col))
+                    .enumerate()
+                {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * scale,
+                        "{what}, row {row}, logit {j}: {a} vs {b}"
+                    );
+                }
+            }
+        };
+
+        let prompt = SeqBatch::left_padded(&prompts, 0).to_input(&device);
+        let (logits, mut cache) = model.prefill(prompt.tokens, prompt.positions, prompt.key_valid);
+        assert_eq!((cache.len(), cache.capacity()), (p, CACHE_BLOCK));
+        check(to_vec(logits), p - 1, "prefill");
+        for s in 0..steps {
+            let tokens: Vec<i64> = responses.iter().map(|r| r[s] as i64).collect();
+            let positions: Vec<i64> = prompts.iter().map(|q| (q.len() + s) as i64).collect();
+            let logits = model.decode(
+                &mut cache,
+                Tensor::from_data(burn::tensor::TensorData::new(tokens, [2, 1]), &device),
+                Tensor::from_data(burn::tensor::TensorData::new(positions, [2, 1]), &device),
+            );
+            let filled = p + s + 1;
+            // the capacity only changes when a step finds the cache full
+            let capacity = filled.div_ceil(CACHE_BLOCK) * CACHE_BLOCK;
+            assert_eq!(
+                (cache.len(), cache.capacity()),
+                (filled, capacity),
+                "step {s}"
+            );
+            check(to_vec(logits), p + s, &format!("decode step {s}"));
+        }
+        assert_eq!(cache.capacity(), 2 * CACHE_BLOCK);
+    }
+
+    /// The cache's unfilled columns change nothing: a step from a cache padded to 64
+    /// columns equals one from a cache padded to 128.
+    #[test]
+    fn unfilled_columns_get_no_attention() {
+        let device = Device::default();
+        let model = gqa_decoder(&device);
+        let prompt = SeqBatch::left_padded(&[vec![1u32, 2, 3], vec![4]], 0).to_input(&device);
+        let (_, mut a) = model.prefill(
+            prompt.tokens.clone(),
+            prompt.positions.clone(),
+            prompt.key_valid.clone(),
+        );
+        let (_, mut b) = model.prefill(prompt.tokens, prompt.positions, prompt.key_valid);
+        b.grow(CACHE_BLOCK, &model.inv_freq);
+        assert_eq!((a.capacity(), b.capacity()), (64, 128));
+        let step = |c: &mut HfCache<FB>| {
+            to_vec(model.decode(
+                c,
+                Tensor::from_data(
+                    burn::tensor::TensorData::new(vec![7i64, 8], [2, 1]),
+                    &device,
+                ),
+                Tensor::from_data(
+                    burn::tensor::TensorData::new(vec![3i64, 1], [2, 1]),
+                    &device,
+                ),
+            ))
+        };
+        let (x, y) = (step(&mut a), step(&mut b));
+        for (i, (u, w)) in x.iter().zip(&y).enumerate() {
+            assert!((u - w).abs() <= 1e-5, "logit {i}: {u} vs {w}");
+        }
+    }
 }

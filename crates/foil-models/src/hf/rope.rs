@@ -85,6 +85,60 @@ pub fn tables<B: Backend>(
     )
 }
 
+/// `cos φ_p` and `sin φ_p` for positions `0..len` (`[len, d]`) and `rotate_half` as a
+/// signed permutation matrix `R` `[d, d]` (`x·R = [−b, a]`), on the device: built once per
+/// decode cache and reused by every step's [`Rotation`].
+#[derive(Debug, Clone)]
+pub struct RopeTables<B: Backend> {
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+    rotate_half: Tensor<B, 2>,
+}
+
+impl<B: Backend> RopeTables<B> {
+    /// The tables for positions `0..len` (at least one).
+    pub fn new(inv_freq: &[f32], len: usize, device: &B::Device) -> Self {
+        let (cos, sin) = tables::<B>(inv_freq, len.max(1), device);
+        let half = inv_freq.len();
+        let d = 2 * half;
+        let mut r = vec![0f32; d * d];
+        for j in 0..half {
+            r[(j + half) * d + j] = -1.0; // output j is −x[j + half]
+            r[j * d + j + half] = 1.0; // output j + half is x[j]
+        }
+        Self {
+            cos,
+            sin,
+            rotate_half: Tensor::from_data(TensorData::new(r, [d, d]), device),
+        }
+    }
+
+    /// Positions the tables cover.
+    pub fn len(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    /// Whether the tables are empty (never: [`RopeTables::new`] covers at least one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rotation of a batch at `positions` `[n, t]`; positions at or past
+    /// [`RopeTables::len`] are clamped (callers size the tables to the longest row).
+    pub fn rotation(&self, positions: Tensor<B, 2, Int>) -> Rotation<B> {
+        let [n, t] = positions.dims();
+        let d = self.rotate_half.dims()[0];
+        let idx = positions.clamp(0, self.len() as i64 - 1).reshape([n * t]);
+        let pick =
+            |table: &Tensor<B, 2>| table.clone().select(0, idx.clone()).reshape([n, t, 1, d]);
+        Rotation {
+            cos: pick(&self.cos),
+            sin: pick(&self.sin),
+            rotate_half: self.rotate_half.clone(),
+        }
+    }
+}
+
 /// The rotation of a batch: `cos`/`sin` gathered at each token's position, `[n, t, 1, d]`,
 /// and `rotate_half` as a signed permutation matrix `R` `[d, d]` (`x·R = [−b, a]`).
 ///
@@ -107,24 +161,7 @@ impl<B: Backend> Rotation<B> {
         table_len: usize,
         device: &B::Device,
     ) -> Self {
-        let [n, t] = positions.dims();
-        let (cos, sin) = tables::<B>(inv_freq, table_len.max(1), device);
-        let half = inv_freq.len();
-        let d = 2 * half;
-        let idx = positions
-            .clamp(0, table_len.max(1) as i64 - 1)
-            .reshape([n * t]);
-        let pick = |table: Tensor<B, 2>| table.select(0, idx.clone()).reshape([n, t, 1, d]);
-        let mut r = vec![0f32; d * d];
-        for j in 0..half {
-            r[(j + half) * d + j] = -1.0; // output j is −x[j + half]
-            r[j * d + j + half] = 1.0; // output j + half is x[j]
-        }
-        Self {
-            cos: pick(cos),
-            sin: pick(sin),
-            rotate_half: Tensor::from_data(TensorData::new(r, [d, d]), device),
-        }
+        RopeTables::new(inv_freq, table_len, device).rotation(positions)
     }
 
     /// The tables in `dtype` (a bf16 pass casts them once per forward, not per layer).
