@@ -85,6 +85,10 @@ struct LayerCache<B: Backend> {
     v: Tensor<B, 4>,
 }
 
+/// What a pass over `t` columns leaves to decode from: each layer's keys and values
+/// `[n, h_kv, t, d_h]` and the key bias `[n, 1, 1, t]`.
+type Filled<B> = (Vec<LayerCache<B>>, Tensor<B, 4>);
+
 /// Key columns a decode cache grows by: its keys, values and key bias hold a multiple of
 /// this many columns, the filled ones first.
 ///
@@ -358,7 +362,7 @@ impl<B: Backend> HfDecoder<B> {
         tokens: Tensor<B, 2, Int>,
         positions: Tensor<B, 2, Int>,
         valid: Tensor<B, 2, Bool>,
-    ) -> (Tensor<B, 3>, (Vec<LayerCache<B>>, Tensor<B, 4>)) {
+    ) -> (Tensor<B, 3>, Filled<B>) {
         let device = self.param_device();
         let [n, t] = tokens.dims();
         let valid = Tensor::<B, 2>::zeros([n, t], &device).mask_fill(valid, 1.0);
