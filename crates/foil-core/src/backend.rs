@@ -27,6 +27,9 @@ pub fn device_names() -> Vec<&'static str> {
         v.push("cuda");
         v.push("cuda:N");
     }
+    if cfg!(feature = "vulkan") {
+        v.push("vulkan");
+    }
     v
 }
 
@@ -51,6 +54,10 @@ pub fn parse_device(s: &str) -> Result<Device, FoilError> {
                 index,
             )))
         }
+        #[cfg(feature = "vulkan")]
+        "vulkan" => Ok(DispatchDevice::Vulkan(
+            burn::backend::wgpu::WgpuDevice::DefaultDevice,
+        )),
         _ => Err(bad()),
     }
 }

@@ -201,15 +201,34 @@ pub fn linear_rows<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D
     fold_rows(x, |x| layer.forward(x))
 }
 
+/// Whether burn's ops on `device` run as compiled kernels through its fusion stream (the GPU
+/// backends: CUDA, and Vulkan with `--features vulkan`) rather than on a CPU backend (flex,
+/// ndarray). Some ops are cheaper one way on one and another way on the other: see
+/// [`attend`] and `hf::rope::Rotation::apply`.
+pub fn compiles_kernels<B: Backend>(device: &B::Device) -> bool {
+    (device as &dyn std::any::Any)
+        .downcast_ref::<foil_core::backend::Device>()
+        .is_some_and(foil_core::backend::is_gpu)
+}
+
 /// `softmax(q kᵀ / √d_h + bias) v` over `[n, h, t, d_h]` heads, with `bias` the additive
-/// causal + padding mask `[n, 1, t_q, t_k]`, through burn's `attention` op.
+/// causal + padding mask `[n, 1, t_q, t_k]` (broadcast over heads and, for grouped heads,
+/// over query rows).
 ///
-/// Without autodiff (rollouts, evaluation, frozen log-probs) flex runs it as one fused
-/// kernel per batch and head, with no score tensors materialised; under autodiff burn
-/// computes the same formula from separate ops and derives the backward (its
-/// `attention_fallback`, with NaN guards for fully masked rows that the −1e9 additive mask
-/// never needs). The two agree to 1e-4 on logits (test
-/// `tiny_gpt::tests::fused_inference_attention_matches_the_trained_forward`).
+/// On the CPU backends it goes through burn's `attention` op: without autodiff (rollouts,
+/// evaluation, frozen log-probs) flex runs it as one fused kernel per batch and head, with
+/// no score tensors materialised; under autodiff burn computes the same formula from
+/// separate ops and derives the backward (its `attention_fallback`, with NaN guards for
+/// fully masked rows that the −1e9 additive mask never needs). The two agree to 1e-4 on
+/// logits (test `tiny_gpt::tests::fused_inference_attention_matches_the_trained_forward`).
+///
+/// On the GPU backends ([`compiles_kernels`]) it is written out as tensor ops: burn-cubecl's
+/// `attention` runs its flash kernel only without an additive mask, and otherwise that
+/// same fallback as 13 unfused kernels outside the fusion stream (matmul, scale, mask add,
+/// max, compare, mask fill, subtract, exp, sum, compare, mask fill, divide, matmul), where
+/// the ops below fuse into 6 (two matmuls, the scale and mask fused into the first, two
+/// reductions and two element-wise passes). Counted with cubecl's kernel log on Mesa's
+/// lavapipe (`docs/benchmarks.md`, session 14).
 pub fn attend<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -219,6 +238,9 @@ pub fn attend<B: Backend>(
     // the mask is built in f32; bf16 passes (`crate::precision`) add it in their dtype
     // (callers cast it once per forward, which makes this a no-op)
     let bias = bias.cast(q.dtype());
+    if compiles_kernels::<B>(&q.device()) {
+        return attend_ops(q, k, v, bias);
+    }
     burn::tensor::module::attention(
         q,
         k,
@@ -231,6 +253,18 @@ pub fn attend<B: Backend>(
             is_causal: false,
         },
     )
+}
+
+/// [`attend`] as plain tensor ops, which burn's fusion can fuse on a GPU backend.
+fn attend_ops<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let scale = 1.0 / (q.dims()[3] as f64).sqrt();
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias;
+    burn::tensor::activation::softmax(scores, 3).matmul(v)
 }
 
 /// Additive mask for `t` queries over `t` keys: `0` where `j ≤ i` and key `j` is real,
@@ -247,6 +281,64 @@ pub fn causal_bias<B: Backend>(key_bias: Tensor<B, 4>, device: &B::Device) -> Te
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The GPU backends' attention (plain ops) computes what burn's `attention` op does on
+    /// flex: 2 rows, 2 heads, 3 queries over 5 keys, a causal + padding mask of −1e9 (row
+    /// 1's first key is padding), and a mask broadcast over query rows as grouped decode
+    /// steps use it. On the CPU, `attend` itself takes burn's op.
+    #[test]
+    fn attention_as_plain_ops_matches_burns_attention() {
+        use burn::tensor::Distribution;
+        let device = foil_core::backend::parse_device("cpu").unwrap();
+        assert!(!compiles_kernels::<FB>(&device));
+        assert!(!compiles_kernels::<FB>(&foil_core::backend::train_device(
+            &device
+        )));
+        let random = |shape: [usize; 4]| {
+            foil_core::backend::with_seed(&device, shape.iter().sum::<usize>() as u64, || {
+                Tensor::<FB, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+            })
+        };
+        let (q, k, v) = (
+            random([2, 2, 3, 8]),
+            random([2, 2, 5, 8]),
+            random([2, 2, 5, 8]),
+        );
+        // query i sees keys 0..=i + 2; row 1 also never sees key 0
+        let mask: Vec<f32> = (0..2 * 3 * 5)
+            .map(|x| {
+                let (row, i, j) = (x / 15, x / 5 % 3, x % 5);
+                if j > i + 2 || (row == 1 && j == 0) {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let full = Tensor::<FB, 4>::from_data(TensorData::new(mask, [2, 1, 3, 5]), &device);
+        let last_row = full.clone().slice([0..2, 0..1, 2..3, 0..5]);
+        for bias in [full, last_row] {
+            let want = burn::tensor::module::attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                Some(bias.clone()),
+                burn::tensor::ops::AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: false,
+                },
+            );
+            let got = attend_ops(q.clone(), k.clone(), v.clone(), bias.clone());
+            let (got, want) = (to_vec(got), to_vec(want));
+            assert_eq!(got.len(), 2 * 2 * 3 * 8);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-5, "{i}: {a} vs {b}");
+            }
+            assert_eq!(to_vec(attend(q.clone(), k.clone(), v.clone(), bias)), want);
+        }
+    }
     use crate::tiny_gpt::{TinyGpt, TinyGptModel};
     use burn::module::{Module, ParamId};
     use foil_core::backend::{materialize, parse_device, train_device, with_seed};

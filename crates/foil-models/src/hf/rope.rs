@@ -182,6 +182,14 @@ impl<B: Backend> Rotation<B> {
         let turn = self.rotate_half.clone().cast(dtype);
         let rotated = crate::trainable::fold_rows(x.clone(), |rows| rows.matmul(turn));
         let (cos, sin) = (self.cos.clone().cast(dtype), self.sin.clone().cast(dtype));
+        // the tables are `[n, t, 1, d]`: broadcast over the heads, the products fuse into
+        // one kernel on a GPU backend, where repeated (a stride-0 view there) they ran as
+        // three unfused ones; flex walks a broadcast element by element, so on the CPU
+        // they are repeated to the heads' shape first (`docs/benchmarks.md`, sessions 7
+        // and 14)
+        if crate::trainable::compiles_kernels::<B>(&x.device()) {
+            return x * cos + rotated * sin;
+        }
         x * cos.repeat_dim(2, heads) + rotated * sin.repeat_dim(2, heads)
     }
 }
