@@ -281,6 +281,55 @@ pub fn causal_bias<B: Backend>(key_bias: Tensor<B, 4>, device: &B::Device) -> Te
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tiny_gpt::{TinyGpt, TinyGptModel};
+    use burn::module::{Module, ParamId};
+    use foil_core::backend::{materialize, parse_device, train_device, with_seed};
+    use foil_core::batch::{SeqBatch, to_vec, token_logprobs};
+    use foil_core::grad_sync::ThreadAllReduce;
+
+    /// Folding the rows changes how flex schedules the GEMMs, not what they compute: the
+    /// output and both gradients equal burn's broadcast `linear` to float rounding, and a
+    /// weight given a different entry would not.
+    #[test]
+    fn row_folded_linear_matches_the_broadcast_one() {
+        use burn::nn::LinearConfig;
+        let device = train_device(&parse_device("cpu").unwrap());
+        let layer: Linear<FB> = with_seed(&device, 3, || {
+            materialize(LinearConfig::new(6, 5).init(&device))
+        });
+        let xs: Vec<f32> = (0..2 * 3 * 6)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let x = || {
+            Tensor::<FB, 3>::from_data(TensorData::new(xs.clone(), [2, 3, 6]), &device)
+                .require_grad()
+        };
+        // a weighted sum so every output element has its own gradient
+        let w: Vec<f32> = (0..2 * 3 * 5).map(|i| (i % 4) as f32 - 1.5).collect();
+        let weights = Tensor::<FB, 3>::from_data(TensorData::new(w, [2, 3, 5]), &device);
+        let run = |y: Tensor<FB, 3>, x: &Tensor<FB, 3>| {
+            let out = to_vec(y.clone());
+            let grads = (y * weights.clone()).sum().backward();
+            let gx = to_vec(x.grad(&grads).unwrap());
+            let gw = to_vec(layer.weight.val().grad(&grads).unwrap());
+            let gb = to_vec(layer.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+            (out, gx, gw, gb)
+        };
+        let (x1, x2) = (x(), x());
+        let broadcast = run(layer.forward(x1.clone()), &x1);
+        let folded = run(linear_rows(&layer, x2.clone()), &x2);
+        let close = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-5)
+        };
+        assert!(close(&broadcast.0, &folded.0), "outputs differ");
+        assert!(close(&broadcast.1, &folded.1), "input gradients differ");
+        assert!(close(&broadcast.2, &folded.2), "weight gradients differ");
+        assert!(close(&broadcast.3, &folded.3), "bias gradients differ");
+        // the weight gradient is Σ_rows xᵀ·g: 6 rows contribute, so it is not a copy of one
+        assert!(broadcast.2.iter().any(|v| v.abs() > 1e-3));
+        assert_eq!(folded.0.len(), 2 * 3 * 5);
+    }
 
     /// The GPU backends' attention (plain ops) computes what burn's `attention` op does on
     /// flex: 2 rows, 2 heads, 3 queries over 5 keys, a causal + padding mask of −1e9 (row
@@ -338,55 +387,6 @@ mod tests {
             }
             assert_eq!(to_vec(attend(q.clone(), k.clone(), v.clone(), bias)), want);
         }
-    }
-    use crate::tiny_gpt::{TinyGpt, TinyGptModel};
-    use burn::module::{Module, ParamId};
-    use foil_core::backend::{materialize, parse_device, train_device, with_seed};
-    use foil_core::batch::{SeqBatch, to_vec, token_logprobs};
-    use foil_core::grad_sync::ThreadAllReduce;
-
-    /// Folding the rows changes how flex schedules the GEMMs, not what they compute: the
-    /// output and both gradients equal burn's broadcast `linear` to float rounding, and a
-    /// weight given a different entry would not.
-    #[test]
-    fn row_folded_linear_matches_the_broadcast_one() {
-        use burn::nn::LinearConfig;
-        let device = train_device(&parse_device("cpu").unwrap());
-        let layer: Linear<FB> = with_seed(&device, 3, || {
-            materialize(LinearConfig::new(6, 5).init(&device))
-        });
-        let xs: Vec<f32> = (0..2 * 3 * 6)
-            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
-            .collect();
-        let x = || {
-            Tensor::<FB, 3>::from_data(TensorData::new(xs.clone(), [2, 3, 6]), &device)
-                .require_grad()
-        };
-        // a weighted sum so every output element has its own gradient
-        let w: Vec<f32> = (0..2 * 3 * 5).map(|i| (i % 4) as f32 - 1.5).collect();
-        let weights = Tensor::<FB, 3>::from_data(TensorData::new(w, [2, 3, 5]), &device);
-        let run = |y: Tensor<FB, 3>, x: &Tensor<FB, 3>| {
-            let out = to_vec(y.clone());
-            let grads = (y * weights.clone()).sum().backward();
-            let gx = to_vec(x.grad(&grads).unwrap());
-            let gw = to_vec(layer.weight.val().grad(&grads).unwrap());
-            let gb = to_vec(layer.bias.as_ref().unwrap().val().grad(&grads).unwrap());
-            (out, gx, gw, gb)
-        };
-        let (x1, x2) = (x(), x());
-        let broadcast = run(layer.forward(x1.clone()), &x1);
-        let folded = run(linear_rows(&layer, x2.clone()), &x2);
-        let close = |a: &[f32], b: &[f32]| {
-            assert_eq!(a.len(), b.len());
-            a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-5)
-        };
-        assert!(close(&broadcast.0, &folded.0), "outputs differ");
-        assert!(close(&broadcast.1, &folded.1), "input gradients differ");
-        assert!(close(&broadcast.2, &folded.2), "weight gradients differ");
-        assert!(close(&broadcast.3, &folded.3), "bias gradients differ");
-        // the weight gradient is Σ_rows xᵀ·g: 6 rows contribute, so it is not a copy of one
-        assert!(broadcast.2.iter().any(|v| v.abs() > 1e-3));
-        assert_eq!(folded.0.len(), 2 * 3 * 5);
     }
 
     /// Every float parameter's id, in visiting order.

@@ -117,17 +117,15 @@ impl<B: Backend> HfCache<B> {
     /// padded to the next multiple of [`CACHE_BLOCK`].
     fn new(layers: Vec<LayerCache<B>>, key_bias: Tensor<B, 4>, inv_freq: &[f32]) -> Self {
         let len = key_bias.dims()[3];
+        let capacity = len.div_ceil(CACHE_BLOCK).max(1) * CACHE_BLOCK;
         let device = key_bias.device();
         let mut cache = Self {
             layers,
             key_bias,
             len,
-            rope: RopeTables::new(inv_freq, 1, &device),
+            rope: RopeTables::new(inv_freq, capacity, &device),
         };
-        cache.grow(
-            len.div_ceil(CACHE_BLOCK).max(1) * CACHE_BLOCK - len,
-            inv_freq,
-        );
+        cache.pad(capacity - len);
         cache
     }
 
@@ -146,24 +144,30 @@ impl<B: Backend> HfCache<B> {
         self.len == 0
     }
 
-    /// `extra` unfilled columns more: zero keys and values behind a key bias of −1e9.
+    /// `extra` unfilled columns more, and the rotary tables to match.
     fn grow(&mut self, extra: usize, inv_freq: &[f32]) {
+        self.pad(extra);
+        self.rope = RopeTables::new(inv_freq, self.capacity(), &self.key_bias.device());
+    }
+
+    /// `extra` unfilled columns more: zero keys and values behind a key bias of −1e9.
+    fn pad(&mut self, extra: usize) {
+        if extra == 0 {
+            return;
+        }
         let device = self.key_bias.device();
         let [n, _, _, _] = self.key_bias.dims();
-        if extra > 0 {
-            let pad = |x: Tensor<B, 4>| {
-                let [n, hk, _, dh] = x.dims();
-                let zeros = Tensor::<B, 4>::zeros([n, hk, extra, dh], &device).cast(x.dtype());
-                Tensor::cat(vec![x, zeros], 2)
-            };
-            for c in &mut self.layers {
-                c.k = pad(c.k.clone());
-                c.v = pad(c.v.clone());
-            }
-            let masked = Tensor::<B, 4>::full([n, 1, 1, extra], -1e9, &device);
-            self.key_bias = Tensor::cat(vec![self.key_bias.clone(), masked], 3);
+        let pad = |x: Tensor<B, 4>| {
+            let [n, hk, _, dh] = x.dims();
+            let zeros = Tensor::<B, 4>::zeros([n, hk, extra, dh], &device).cast(x.dtype());
+            Tensor::cat(vec![x, zeros], 2)
+        };
+        for c in &mut self.layers {
+            c.k = pad(c.k.clone());
+            c.v = pad(c.v.clone());
         }
-        self.rope = RopeTables::new(inv_freq, self.capacity(), &device);
+        let masked = Tensor::<B, 4>::full([n, 1, 1, extra], -1e9, &device);
+        self.key_bias = Tensor::cat(vec![self.key_bias.clone(), masked], 3);
     }
 
     /// The cache of the rows `index` picks (`[rows']`, each an existing row; repeats
@@ -457,10 +461,13 @@ impl<B: Backend> HfDecoder<B> {
         let filled = Tensor::<B, 4>::zeros([n, 1, 1, 1], &device);
         cache.key_bias = take(&mut cache.key_bias, &filled)
             .slice_assign([0..n, 0..1, 0..1, at..at + 1], filled.clone());
-        let rotation = cache.rope.rotation(positions);
+        // the mask and rotation in the pass's dtype once per step, not per layer
+        let dtype = self.embed_tokens.weight.val().dtype();
+        let rotation = cache.rope.rotation(positions).cast(dtype);
+        let bias = cache.key_bias.clone().cast(dtype);
         let mut h = self.embed_tokens.forward(tokens);
         for (layer, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let (out, _) = layer.forward(h, &rotation, cache.key_bias.clone(), Some((c, at)));
+            let (out, _) = layer.forward(h, &rotation, bias.clone(), Some((c, at)));
             h = out;
         }
         cache.len += 1;
@@ -698,7 +705,7 @@ mod tests {
     /// query heads reading the cache unrepeated, and padding masked.
     #[test]
     fn decode_through_a_growing_cache_matches_the_full_pass() {
-        let device = Device::default();
+        let device = foil_core::backend::parse_device("cpu").unwrap();
         let model = gqa_decoder(&device);
         let prompts = [vec![3u32, 14, 15, 9, 26], vec![5, 35, 8]];
         let steps = 70;
@@ -765,7 +772,7 @@ mod tests {
     /// columns equals one from a cache padded to 128.
     #[test]
     fn unfilled_columns_get_no_attention() {
-        let device = Device::default();
+        let device = foil_core::backend::parse_device("cpu").unwrap();
         let model = gqa_decoder(&device);
         let prompt = SeqBatch::left_padded(&[vec![1u32, 2, 3], vec![4]], 0).to_input(&device);
         let (_, mut a) = model.prefill(

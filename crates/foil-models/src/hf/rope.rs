@@ -174,7 +174,18 @@ impl<B: Backend> Rotation<B> {
     }
 
     /// Rotates queries or keys laid out token-major, `[n, t, heads, d]`.
+    ///
+    /// The tables are `[n, t, 1, d]`. On a GPU backend they are broadcast over the heads,
+    /// and the products fuse into one kernel; repeated (a stride-0 view there) they ran as
+    /// three unfused ones. flex walks a broadcast element by element, so on the CPU they are
+    /// repeated to the heads' shape first (`docs/benchmarks.md`, sessions 7 and 14).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let broadcast = crate::trainable::compiles_kernels::<B>(&x.device());
+        self.apply_as(x, broadcast)
+    }
+
+    /// [`Rotation::apply`] with the tables broadcast over the heads or repeated to them.
+    fn apply_as(&self, x: Tensor<B, 4>, broadcast: bool) -> Tensor<B, 4> {
         let heads = x.dims()[2];
         // the tables are built in f32; a bf16 pass (`crate::precision`) rotates in its own
         // dtype (a no-op cast when the caller already used `Rotation::cast`)
@@ -182,15 +193,11 @@ impl<B: Backend> Rotation<B> {
         let turn = self.rotate_half.clone().cast(dtype);
         let rotated = crate::trainable::fold_rows(x.clone(), |rows| rows.matmul(turn));
         let (cos, sin) = (self.cos.clone().cast(dtype), self.sin.clone().cast(dtype));
-        // the tables are `[n, t, 1, d]`: broadcast over the heads, the products fuse into
-        // one kernel on a GPU backend, where repeated (a stride-0 view there) they ran as
-        // three unfused ones; flex walks a broadcast element by element, so on the CPU
-        // they are repeated to the heads' shape first (`docs/benchmarks.md`, sessions 7
-        // and 14)
-        if crate::trainable::compiles_kernels::<B>(&x.device()) {
-            return x * cos + rotated * sin;
+        if broadcast {
+            x * cos + rotated * sin
+        } else {
+            x * cos.repeat_dim(2, heads) + rotated * sin.repeat_dim(2, heads)
         }
-        x * cos.repeat_dim(2, heads) + rotated * sin.repeat_dim(2, heads)
     }
 }
 
@@ -232,6 +239,31 @@ mod tests {
         assert!((f[1] - 0.013042).abs() < 1e-6, "{}", f[1]);
         assert!((f[2] - 0.01 / 8.0).abs() < 1e-9);
         assert!((f[3] - 0.001 / 8.0).abs() < 1e-9);
+    }
+
+    /// The GPU backends' form (tables broadcast over the heads) rotates as the CPU's
+    /// (tables repeated to them) does: 2 rows, 3 tokens, 3 heads, d = 4.
+    #[test]
+    fn broadcast_and_repeated_tables_rotate_alike() {
+        let device = Device::default();
+        let pos = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2, 0, 0, 1], [2, 3]),
+            &device,
+        );
+        let rot = Rotation::<B>::new(&[1.0, 0.1], pos, 3, &device);
+        let values: Vec<f32> = (0..2 * 3 * 3 * 4)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let x = Tensor::<B, 4>::from_data(TensorData::new(values, [2, 3, 3, 4]), &device);
+        let repeated = foil_core::batch::to_vec(rot.apply_as(x.clone(), false));
+        let broadcast = foil_core::batch::to_vec(rot.apply_as(x.clone(), true));
+        assert_eq!(repeated.len(), 72);
+        assert_eq!(repeated, broadcast);
+        assert_ne!(
+            repeated,
+            foil_core::batch::to_vec(x),
+            "positions 1 and 2 rotate"
+        );
     }
 
     #[test]
