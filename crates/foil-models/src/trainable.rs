@@ -343,16 +343,18 @@ mod tests {
         assert!(!compiles_kernels::<FB>(&foil_core::backend::train_device(
             &device
         )));
-        let random = |shape: [usize; 4]| {
-            foil_core::backend::with_seed(&device, shape.iter().sum::<usize>() as u64, || {
+        let random = |shape: [usize; 4], seed: u64| {
+            foil_core::backend::with_seed(&device, seed, || {
                 Tensor::<FB, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
             })
         };
         let (q, k, v) = (
-            random([2, 2, 3, 8]),
-            random([2, 2, 5, 8]),
-            random([2, 2, 5, 8]),
+            random([2, 2, 3, 8], 1),
+            random([2, 2, 5, 8], 2),
+            random([2, 2, 5, 8], 3),
         );
+        // distinct keys and values, so that swapping them would show
+        assert_ne!(to_vec(k.clone()), to_vec(v.clone()));
         // query i sees keys 0..=i + 2; row 1 also never sees key 0
         let mask: Vec<f32> = (0..2 * 3 * 5)
             .map(|x| {

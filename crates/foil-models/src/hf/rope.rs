@@ -113,22 +113,12 @@ impl<B: Backend> RopeTables<B> {
         }
     }
 
-    /// Positions the tables cover.
-    pub fn len(&self) -> usize {
-        self.cos.dims()[0]
-    }
-
-    /// Whether the tables are empty (never: [`RopeTables::new`] covers at least one).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The rotation of a batch at `positions` `[n, t]`; positions at or past
-    /// [`RopeTables::len`] are clamped (callers size the tables to the longest row).
+    /// The rotation of a batch at `positions` `[n, t]`; positions past the tables' last
+    /// are clamped (callers size the tables to the longest row).
     pub fn rotation(&self, positions: Tensor<B, 2, Int>) -> Rotation<B> {
         let [n, t] = positions.dims();
-        let d = self.rotate_half.dims()[0];
-        let idx = positions.clamp(0, self.len() as i64 - 1).reshape([n * t]);
+        let [len, d] = self.cos.dims();
+        let idx = positions.clamp(0, len as i64 - 1).reshape([n * t]);
         let pick =
             |table: &Tensor<B, 2>| table.clone().select(0, idx.clone()).reshape([n, t, 1, d]);
         Rotation {
