@@ -44,7 +44,7 @@ use foil_core::{Group, Objective, PolicyConfig, PolicyOutput, Problem, Sampler, 
 use foil_distributed::{DataParallel, Rollouts};
 
 pub use crate::train_step::NonFinite;
-use crate::train_step::{finite_value, frozen_tensor, seq_logprobs, step_metrics};
+use crate::train_step::{finite_value, frozen_logprobs, frozen_tensor, seq_logprobs, step_metrics};
 
 /// The replicas and all-reduce handles of a stage.
 pub struct Workers {
@@ -480,7 +480,8 @@ impl WorkerModels {
 /// `train_step::frozen_logprobs` computes them on one model), spread over `models` (the
 /// leader's first): model `w` of `W` runs rows `⌊w·n/W⌋ .. ⌊(w+1)·n/W⌋` on its own device
 /// in its own thread, and the rows are joined in order. The π_old and π_ref passes of a
-/// data-parallel `rl` update, which would otherwise run on the leader alone.
+/// data-parallel `rl` update, which would otherwise run on the leader alone; with one
+/// model, the plain pass (`rl` calls it with one model when not data-parallel).
 pub fn logprobs_on_workers(
     models: &[&dyn InferenceModel],
     host: &HostPolicyBatch,
@@ -494,6 +495,10 @@ pub fn logprobs_on_workers(
         n,
         batch.n
     );
+    if let [one] = models {
+        // one worker: the plain pass, without a thread or a copy of the rows
+        return Ok(frozen_logprobs(*one, host, batch));
+    }
     let values = on_worker_shards(models, n, |_, model, rows| {
         Ok(seq_logprobs(model, &sub_rows(&host.seqs, rows)))
     })?;

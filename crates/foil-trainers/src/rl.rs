@@ -46,7 +46,7 @@ use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
 use crate::data_parallel::{WorkerModels, Workers, logprobs_on_workers, sample_on_workers};
-use crate::train_step::{frozen_logprobs, objective_step};
+use crate::train_step::objective_step;
 use foil_distributed::{DataParallel, Rollouts};
 
 /// Recipe part: the `rl` stage (see the module docs for the loop).
@@ -412,10 +412,11 @@ impl Stage for Rl {
                         .with_group_ids(slice.iter().map(|&i| row_group[i]).collect());
                     let mut batch = host.to_device(&train_device, self.sampler.max_tokens());
                     if needs_old {
-                        batch.old_logprobs = Some(logprobs_on(&worker_models, &host, &batch)?);
+                        batch.old_logprobs =
+                            Some(logprobs_on_workers(&worker_models, &host, &batch)?);
                     }
                     if !ref_models.is_empty() {
-                        batch.ref_logprobs = Some(logprobs_on(&ref_models, &host, &batch)?);
+                        batch.ref_logprobs = Some(logprobs_on_workers(&ref_models, &host, &batch)?);
                     }
                     batches.push((host, batch));
                 }
@@ -493,18 +494,5 @@ impl Stage for Rl {
         }
         bar.finish();
         Ok(())
-    }
-}
-
-/// Frozen log-probs of the batch's rows: on the one model as ever, or spread over the
-/// data-parallel workers' models (the leader's first) by rows.
-fn logprobs_on(
-    models: &[&dyn InferenceModel],
-    host: &HostPolicyBatch,
-    batch: &foil_core::batch::PolicyBatch,
-) -> anyhow::Result<burn::tensor::Tensor<foil_core::backend::B, 2>> {
-    match models {
-        [one] => Ok(frozen_logprobs(*one, host, batch)),
-        _ => logprobs_on_workers(models, host, batch),
     }
 }
